@@ -1,0 +1,3 @@
+"""dsr: drop-in hybrid product search for an existing Elasticsearch or OpenSearch cluster."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""dsr.plugin.backends."""
