@@ -15,11 +15,15 @@ import click
 
 # name -> "module:attribute"; each module holds one thin click command or group.
 COMMANDS: dict[str, str] = {
+    "serve": "dsr.commands.serve:serve",
+    "search": "dsr.commands.search:search",
     "engines": "dsr.commands.engines:engines",
     "demo": "dsr.commands.demo:demo",
 }
 
 HELP: dict[str, str] = {
+    "serve": "Serve an Elasticsearch-compatible endpoint that adds hybrid search (ext.dsr).",
+    "search": "Run one hybrid search and print the hits with per-stage scores.",
     "engines": "Start, stop and inspect local single-node Elasticsearch / OpenSearch servers.",
     "demo": "Run the whole pipeline on a synthetic catalog with the embedded backend.",
 }

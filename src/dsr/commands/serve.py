@@ -1,0 +1,97 @@
+"""`dsr serve`: the Elasticsearch-compatible endpoint (pass-through proxy + `ext.dsr` hybrid search)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dsr.settings import ConnectionSettings
+
+_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+def searcher_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that choose the index, the models and the vector side (shared with `dsr search`)."""
+    for option in reversed([
+        click.option("--engine", "engine_url", default=None,
+                     help="Cluster URL (overrides the global --engine); none or 'embedded' -> embedded."),
+        click.option("--index", required=True, help="The catalog index to search."),
+        click.option("--model", "model_dir", type=_DIR, default=None,
+                     help="Trained two-tower model directory (its query tower); without it, term-only."),
+        click.option("--ranker", "ranker_dir", type=_DIR, default=None,
+                     help="Siamese ranker directory; without it, fused order."),
+        click.option("--sidecar", default=None,
+                     help="FAISS sidecar directory or http(s) URL; without it, the engine's own kNN."),
+        click.option("--fusion", type=click.Choice(["rrf", "linear"]), default="rrf", show_default=True,
+                     help="Default fusion of term and vector hits."),
+        click.option("--rrf-k", type=click.IntRange(min=1), default=60, show_default=True,
+                     help="RRF's k (damping of the head)."),
+        click.option("--max-k", type=click.IntRange(min=1), default=1000, show_default=True,
+                     help="Largest k / term_k / rerank_top a request may ask for."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def build_settings(conn: ConnectionSettings, **opts: Any) -> Any:
+    from dsr.plugin.fusion import FusionConfig
+    from dsr.plugin.server.dsr_request import Limits
+    from dsr.plugin.server.settings import ServeSettings
+
+    extra = {k: opts[k] for k in ("host", "port") if k in opts}
+    if "max_body_mb" in opts:
+        extra["max_body_bytes"] = int(opts["max_body_mb"] * 1024 * 1024)
+    default_k = min(100, opts["max_k"])
+    return ServeSettings(
+        connection=conn.with_engine(opts["engine_url"]), index=opts["index"], model_dir=opts["model_dir"],
+        ranker_dir=opts["ranker_dir"], sidecar=opts["sidecar"],
+        limits=Limits(max_k=opts["max_k"], default_k=default_k, default_rerank_top=default_k),
+        fusion=FusionConfig(mode=opts["fusion"], rrf_k=opts["rrf_k"]), **extra,
+    )
+
+
+@click.command("serve")
+@searcher_options
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (loopback by default; anything else exposes the cluster).")
+@click.option("--port", type=click.IntRange(0, 65535), default=9400, show_default=True)
+@click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=100.0, show_default=True,
+              help="Largest request body accepted (HTTP 413 above it).")
+@click.pass_obj
+def serve(conn: ConnectionSettings, **opts: Any) -> None:
+    """Serve an Elasticsearch-compatible endpoint that adds hybrid search to INDEX.
+
+    Every request is passed to the cluster unchanged, except `/{index}/_search` bodies that carry an
+    `ext.dsr` object, which are answered with fused, re-ranked hits in the normal response shape.
+    """
+    import uvicorn
+
+    from dsr.plugin.server import create_app
+
+    settings = build_settings(conn, **opts)
+    logging.basicConfig(level=logging.DEBUG if conn.debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not _is_loopback(settings.host):
+        click.echo(f"warning: listening on {settings.host}: anyone who can reach it can use the cluster "
+                   "through it", err=True)
+    app = create_app(settings)
+    target = "embedded index" if settings.embedded else "cluster"
+    click.echo(f"dsr serve: http://{settings.host}:{settings.port} -> {target}, index {settings.index}",
+               err=True)
+    # no access log: URLs may carry credentials in query strings; we never log headers either
+    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_level="warning",
+                server_header=False)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

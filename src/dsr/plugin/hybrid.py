@@ -1,0 +1,384 @@
+"""`HybridSearcher`: term match from the cluster + DSR neighbours, fused, then re-ranked.
+
+Built by composition (as pyserini's hybrid searcher is): it is handed a `SearchBackend`, an index
+name, a query `Encoder`, a `VectorIndex` sidecar (or told to use the engine's own kNN) and
+optionally a `Reranker`, once per process; a search only runs them. The term side and the vector
+side run concurrently on a small thread pool owned by the searcher.
+
+Filters apply to both sides: the backend filters the term query (and its own kNN); sidecar
+neighbours are over-fetched, their sources fetched with `mget`, and filtered here with the same
+filter language. A failing sidecar does not fail the search: the result is term-only and says so
+(`degraded`, with a warning).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from dsr.encoders.base import Encoder
+from dsr.errors import DsrError, EngineError, UsageError
+from dsr.plugin.backends.base import EMBEDDING_FIELD, Filters, Hit, SearchBackend
+from dsr.plugin.fusion import Fused, FusionConfig, fuse
+from dsr.reranker.base import Candidate, Reranker
+from dsr.sidecar.base import VectorIndex
+
+log = logging.getLogger(__name__)
+
+TERM = "term"
+VECTOR = "vector"
+
+VECTOR_SIDECAR = "sidecar"
+VECTOR_ENGINE = "engine"
+VECTOR_NONE = "none"
+
+
+@dataclass(frozen=True)
+class StageScore:
+    """A hit's score and 1-based rank in one stage of the pipeline."""
+
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class HybridHit:
+    """One result with every stage that saw it: term, vector, fused and (if run) rerank."""
+
+    id: str
+    score: float  # the final score: the ranker's when re-ranked, else the fused score
+    rank: int  # 1-based final rank over the whole candidate pool
+    source: Mapping[str, Any]
+    fused: StageScore
+    term: StageScore | None = None
+    vector: StageScore | None = None
+    rerank: StageScore | None = None
+
+    def stages(self) -> dict[str, StageScore]:
+        """The stages that scored this hit, in pipeline order."""
+        out = {}
+        for name in (TERM, VECTOR, "fused", "rerank"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+@dataclass(frozen=True)
+class HybridResult:
+    """A page of hits plus what the pipeline did to produce them."""
+
+    hits: list[HybridHit]
+    pool: int  # candidates after fusion and de-duplication
+    term_hits: int  # how many hits the term side returned (term_k means "maybe more")
+    vector_hits: int
+    vector_source: str  # "sidecar", "engine" or "none"
+    reranked: int  # how many of the pool the ranker scored
+    fusion: FusionConfig
+    degraded: bool = False  # True when a stage failed and was skipped
+    warnings: tuple[str, ...] = ()
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+
+
+def _field_values(source: Mapping[str, Any], path: str) -> list[Any]:
+    """Values at a dotted path; arrays match if any element does (Elasticsearch semantics)."""
+    values: list[Any] = [source]
+    for part in path.split("."):
+        nxt: list[Any] = []
+        for v in values:
+            if isinstance(v, Mapping) and part in v:
+                child = v[part]
+                nxt.extend(child if isinstance(child, list) else [child])
+        values = nxt
+    return values
+
+
+_RANGE_OPS = {"gte": lambda a, b: a >= b, "gt": lambda a, b: a > b,
+              "lte": lambda a, b: a <= b, "lt": lambda a, b: a < b}
+
+
+def matches_filters(source: Mapping[str, Any], filters: Filters | None) -> bool:
+    """Whether a document's source satisfies the filter language of `dsr.plugin.backends.base.Filters`."""
+    for name, want in (filters or {}).items():
+        values = _field_values(source, name)
+        if isinstance(want, Mapping):
+            bad = set(want) - set(_RANGE_OPS)
+            if bad:
+                raise UsageError(f"filter on {name!r}: unknown range operator(s) {sorted(bad)}")
+            ok = False
+            for v in values:
+                if isinstance(v, bool) or not isinstance(v, int | float | str):
+                    continue
+                try:
+                    if all(_RANGE_OPS[op](v, bound) for op, bound in want.items()):
+                        ok = True
+                        break
+                except TypeError:
+                    continue
+            if not ok:
+                return False
+        elif isinstance(want, list | tuple | set):
+            if not any(v in want for v in values):
+                return False
+        elif want not in values:
+            return False
+    return True
+
+
+class HybridSearcher:
+    """Term + vector retrieval, fusion, and re-ranking of the top `rerank_top`.
+
+    Args:
+        backend: the cluster (or embedded index) holding the documents.
+        index: the index to search.
+        encoder: the query tower; None disables the vector side (term-only search).
+        vectors: the FAISS sidecar; None with `engine_knn=True` uses the engine's own kNN instead.
+        reranker: the pairwise ranker; None returns fused order.
+        engine_knn: use `backend.knn_search` for the vector side.
+        fusion: default fusion (a search may override it).
+        term_k, knn_k: default depth of each side.
+        rerank_top: default number of fused candidates the ranker re-orders.
+        overfetch: with filters, sidecar neighbours fetched per wanted neighbour before filtering.
+    """
+
+    def __init__(
+        self,
+        backend: SearchBackend,
+        index: str,
+        encoder: Encoder | None = None,
+        vectors: VectorIndex | None = None,
+        reranker: Reranker | None = None,
+        *,
+        engine_knn: bool = False,
+        fusion: FusionConfig = FusionConfig(),
+        term_k: int = 100,
+        knn_k: int = 100,
+        rerank_top: int = 100,
+        overfetch: int = 5,
+        embedding_field: str = EMBEDDING_FIELD,
+    ) -> None:
+        if engine_knn and vectors is not None:
+            raise UsageError("use either a vector sidecar or the engine's kNN, not both")
+        self.backend = backend
+        self.index = index
+        self.encoder = encoder
+        self.vectors = vectors
+        self.reranker = reranker
+        self.engine_knn = engine_knn
+        self.fusion = fusion
+        self.term_k = term_k
+        self.knn_k = knn_k
+        self.rerank_top = rerank_top
+        self.overfetch = max(1, overfetch)
+        self.embedding_field = embedding_field
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dsr-hybrid")
+
+    @property
+    def vector_source(self) -> str:
+        if self.encoder is None:
+            return VECTOR_NONE
+        if self.vectors is not None:
+            return VECTOR_SIDECAR
+        return VECTOR_ENGINE if self.engine_knn else VECTOR_NONE
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+    def search(self, query: str, **options: Any) -> list[HybridHit]:
+        """The page of hits for `query`; see `run` for the options and the pipeline details."""
+        return self.run(query, **options).hits
+
+    def run(
+        self,
+        query: str,
+        *,
+        user: Mapping[str, Any] | None = None,
+        filters: Filters | None = None,
+        size: int = 10,
+        offset: int = 0,
+        term_k: int | None = None,
+        knn_k: int | None = None,
+        fusion: FusionConfig | None = None,
+        rerank: bool = True,
+        rerank_top: int | None = None,
+        explain: bool = False,
+        term_query: Mapping[str, Any] | None = None,
+    ) -> HybridResult:
+        """Run the whole pipeline and return the hits `offset .. offset+size` of the final order.
+
+        `term_query` (engine query DSL) replaces the default `multi_match` on the term side.
+        `explain` is accepted for symmetry with the HTTP API; per-stage scores are always kept.
+        """
+        del explain  # every hit carries its stage scores anyway; the caller decides what to show
+        term_k = self.term_k if term_k is None else term_k
+        knn_k = self.knn_k if knn_k is None else knn_k
+        rerank_top = self.rerank_top if rerank_top is None else rerank_top
+        fusion = fusion or self.fusion
+        if min(term_k, knn_k) < 0 or size < 0 or offset < 0 or rerank_top < 0:
+            raise UsageError("term_k, knn_k, size, from and rerank_top must be >= 0")
+        timings: dict[str, float] = {}
+        warnings: list[str] = []
+        degraded = False
+        started = time.perf_counter()
+
+        vector_future: Future[tuple[list[Hit], np.ndarray | None]] | None = None
+        if self.vector_source != VECTOR_NONE and knn_k > 0 and query.strip():
+            vector_future = self._pool.submit(self._vector_side, query, user, filters, knn_k, timings)
+
+        t0 = time.perf_counter()
+        term_hits: list[Hit] = []
+        if term_k > 0 and (query.strip() or term_query is not None):
+            term_hits = self.backend.term_search(self.index, query, size=term_k, filters=filters,
+                                                 query=term_query)
+        timings["term"] = _ms(t0)
+
+        vector_hits: list[Hit] = []
+        query_vector: np.ndarray | None = None
+        if vector_future is not None:
+            try:
+                vector_hits, query_vector = vector_future.result()
+            except (DsrError, OSError, RuntimeError, ValueError) as e:
+                # the sidecar (or the engine's kNN) failing must not fail the search
+                if isinstance(e, EngineError) and self.vectors is None:
+                    log.warning("engine kNN failed, answering term-only: %s", e)
+                else:
+                    log.warning("vector search failed, answering term-only: %s", e)
+                degraded = True
+                warnings.append(f"vector search unavailable ({type(e).__name__}: {e}); "
+                                "results are term-only")
+                vector_hits = []
+
+        sources: dict[str, Mapping[str, Any]] = {h.id: h.source for h in term_hits}
+        t0 = time.perf_counter()
+        missing = [h.id for h in vector_hits if h.id not in sources and not h.source]
+        if missing:
+            fetched = self.backend.mget(self.index, missing)
+            gone = [i for i in missing if i not in fetched]
+            if gone:
+                warnings.append(f"{len(gone)} vector neighbour(s) not found in index {self.index!r} "
+                                "(sidecar out of sync); skipped")
+            sources.update(fetched)
+        for h in vector_hits:
+            if h.source and h.id not in sources:
+                sources[h.id] = h.source
+        timings["mget"] = _ms(t0)
+        vector_hits = [h for h in vector_hits if h.id in sources]
+        if filters and self.vectors is not None:
+            vector_hits = [h for h in vector_hits if matches_filters(sources[h.id], filters)]
+        vector_hits = vector_hits[:knn_k]
+
+        t0 = time.perf_counter()
+        fused = fuse({TERM: [(h.id, h.score) for h in term_hits],
+                      VECTOR: [(h.id, h.score) for h in vector_hits]}, fusion)
+        timings["fuse"] = _ms(t0)
+
+        t0 = time.perf_counter()
+        order: list[tuple[Fused, StageScore | None, float]] = [(f, None, f.score) for f in fused]
+        reranked = 0
+        if rerank and self.reranker is not None and rerank_top > 0 and fused:
+            head = fused[:rerank_top]
+            try:
+                scores = self._rerank(query, user, head, sources, query_vector)
+            except (DsrError, RuntimeError, ValueError) as e:
+                log.warning("re-ranking failed, answering in fused order: %s", e)
+                degraded = True
+                warnings.append(f"re-ranking unavailable ({type(e).__name__}: {e}); fused order")
+            else:
+                reranked = len(head)
+                by_score = sorted(range(len(head)), key=lambda i: (-scores[i], i))
+                top = [(head[i], StageScore(float(scores[i]), r), float(scores[i]))
+                       for r, i in enumerate(by_score, start=1)]
+                order = top + order[len(head):]
+        timings["rerank"] = _ms(t0)
+
+        fused_rank = {f.id: r for r, f in enumerate(fused, start=1)}
+        hits = []
+        for rank, (f, rr, final) in enumerate(order, start=1):
+            if rank <= offset:
+                continue
+            if len(hits) >= size:
+                break
+            hits.append(HybridHit(
+                id=f.id, score=final, rank=rank, source=self._clean(f.id, sources.get(f.id, {})),
+                fused=StageScore(f.score, fused_rank[f.id]),
+                term=_stage(f, TERM), vector=_stage(f, VECTOR), rerank=rr,
+            ))
+        timings["total"] = _ms(started)
+        return HybridResult(hits=hits, pool=len(fused), term_hits=len(term_hits),
+                            vector_hits=len(vector_hits), vector_source=self.vector_source,
+                            reranked=reranked, fusion=fusion, degraded=degraded,
+                            warnings=tuple(warnings), timings_ms=timings)
+
+    def _vector_side(self, query: str, user: Mapping[str, Any] | None, filters: Filters | None,
+                     knn_k: int, timings: dict[str, float]) -> tuple[list[Hit], np.ndarray]:
+        assert self.encoder is not None
+        t0 = time.perf_counter()
+        qv = np.asarray(self.encoder.encode_queries([query], [user]), dtype=np.float32)
+        timings["encode"] = _ms(t0)
+        t0 = time.perf_counter()
+        if self.vectors is not None:
+            k = knn_k * self.overfetch if filters else knn_k
+            scores, ids = self.vectors.search(qv, k)
+            hits = [Hit(doc_id, float(s)) for doc_id, s in zip(ids[0], scores[0], strict=False)
+                    if np.isfinite(s)]
+        else:
+            hits = self.backend.knn_search(self.index, qv[0], k=knn_k,
+                                           num_candidates=max(knn_k * 2, 100), filters=filters)
+        timings["vector"] = _ms(t0)
+        return hits, qv[0]
+
+    def _rerank(self, query: str, user: Mapping[str, Any] | None, head: Sequence[Fused],
+                sources: Mapping[str, Mapping[str, Any]], query_vector: np.ndarray | None) -> np.ndarray:
+        assert self.reranker is not None
+        candidates = []
+        missing_dsr: list[int] = []  # term-only hits whose DSR score must come from the sidecar
+        for rank, f in enumerate(head):
+            source = sources.get(f.id, {})
+            dsr_score = f.stage_scores.get(VECTOR)
+            if dsr_score is None and query_vector is not None:
+                emb = source.get(self.embedding_field)
+                if isinstance(emb, list) and len(emb) == len(query_vector):
+                    dsr_score = float(np.dot(np.asarray(emb, dtype=np.float32), query_vector))
+                else:
+                    missing_dsr.append(rank)
+            item = {**self._clean(f.id, source), "id": f.id}
+            candidates.append(Candidate(item=item, bm25=f.stage_scores.get(TERM), dsr=dsr_score,
+                                        fused_rank=rank))
+        lookup = getattr(self.vectors, "vectors", None)
+        if missing_dsr and query_vector is not None and callable(lookup):
+            ids = [head[i].id for i in missing_dsr]
+            try:
+                found = [(i, doc_id) for i, doc_id in zip(missing_dsr, ids, strict=True)
+                         if doc_id in self.vectors]  # type: ignore[operator]
+                if found:
+                    vecs = np.asarray(lookup([d for _, d in found]), dtype=np.float32)
+                    for (i, _), v in zip(found, vecs @ query_vector, strict=True):
+                        candidates[i] = replace(candidates[i], dsr=float(v))
+            except (DsrError, KeyError, TypeError, ValueError, RuntimeError) as e:
+                log.debug("no sidecar vectors for term-only hits: %s", e)
+        scores = np.asarray(self.reranker.score(query, candidates, user), dtype=np.float32)
+        if scores.shape != (len(candidates),):
+            raise ValueError(f"ranker returned {scores.shape} scores for {len(candidates)} candidates")
+        return scores
+
+    def _clean(self, doc_id: str, source: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in source.items() if k != self.embedding_field}
+
+
+def _stage(f: Fused, stage: str) -> StageScore | None:
+    if stage not in f.stage_scores:
+        return None
+    return StageScore(f.stage_scores[stage], f.stage_ranks[stage])
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000.0, 3)
+
+
+__all__ = ["HybridHit", "HybridResult", "HybridSearcher", "StageScore", "matches_filters"]

@@ -1,0 +1,31 @@
+"""Settings of `dsr serve` (and of `dsr search`, which builds the same searcher)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dsr.plugin.fusion import FusionConfig
+from dsr.plugin.server.dsr_request import Limits
+from dsr.settings import ConnectionSettings
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Where the cluster is, which index and models to serve, and the server's own limits."""
+
+    connection: ConnectionSettings
+    index: str
+    model_dir: Path | None = None  # trained two-tower model (query tower used); None -> term only
+    ranker_dir: Path | None = None  # Siamese ranker; None -> fused order
+    sidecar: str | None = None  # sidecar directory or http(s) URL; None -> the engine's own kNN
+    host: str = "127.0.0.1"
+    port: int = 9400
+    max_body_bytes: int = 100 * 1024 * 1024  # Elasticsearch's default http.max_content_length
+    upstream_timeout_s: float = 120.0
+    limits: Limits = field(default_factory=Limits)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+
+    @property
+    def embedded(self) -> bool:
+        return self.connection.is_embedded
