@@ -85,7 +85,7 @@ def serve(conn: ConnectionSettings, **opts: Any) -> None:
                err=True)
     # no access log: URLs may carry credentials in query strings; we never log headers either
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_level="warning",
-                server_header=False)
+                server_header=False, date_header=False)
 
 
 def _is_loopback(host: str) -> bool:

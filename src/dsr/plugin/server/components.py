@@ -35,20 +35,12 @@ def load_ranker(ranker_dir: Path) -> Any:
 
 
 def open_vectors(sidecar: str) -> Any:
-    """The sidecar: a local directory (loaded in-process) or an http(s) URL of a sidecar service."""
-    import dsr.sidecar as sidecar_pkg
+    """The sidecar: a local directory (loaded in-process) or an http(s) URL of `dsr sidecar serve`."""
+    from dsr.sidecar import open_vector_index
 
-    opener = getattr(sidecar_pkg, "open_sidecar", None)
-    if opener is not None:
-        return opener(sidecar)
-    if sidecar.startswith(("http://", "https://")):
-        raise VectorIndexError(f"cannot open {sidecar}: this build of dsr has no remote sidecar client")
-    path = Path(sidecar)
-    if not path.is_dir():
-        raise VectorIndexError(f"sidecar directory {path} does not exist")
-    from dsr.sidecar.faiss_index import FaissIndex
-
-    return FaissIndex.load(path)
+    if not sidecar.startswith(("http://", "https://")) and not Path(sidecar).is_dir():
+        raise VectorIndexError(f"sidecar directory {sidecar} does not exist")
+    return open_vector_index(sidecar)
 
 
 def connect_backend(settings: ServeSettings) -> Any:
@@ -66,9 +58,15 @@ def build_searcher(settings: ServeSettings, *, backend: Any = None) -> HybridSea
     vectors = open_vectors(settings.sidecar) if settings.sidecar else None
     if vectors is not None and encoder is None:
         raise UsageError("--sidecar needs --model: the query tower that matches the sidecar's vectors")
-    if encoder is not None and vectors is not None and getattr(vectors, "dim", encoder.dim) != encoder.dim:
-        raise ModelFormatError(f"the model's vectors have {encoder.dim} dimensions but the sidecar holds "
-                               f"{vectors.dim}; they were not built together")
+    if encoder is not None and vectors is not None:
+        try:
+            dim = vectors.dim
+        except VectorIndexError as e:  # a remote sidecar that is down now may be back later
+            log.warning("cannot reach the sidecar to check its dimensions: %s", e)
+            dim = encoder.dim
+        if dim != encoder.dim:
+            raise ModelFormatError(f"the model's vectors have {encoder.dim} dimensions but the sidecar "
+                                   f"holds {dim}; they were not built together")
     ranker = load_ranker(settings.ranker_dir) if settings.ranker_dir else None
     if encoder is None:
         log.warning("no --model given: dsr searches are term-only (plus re-ranking if --ranker is given)")
