@@ -15,6 +15,7 @@ import click
 
 # name -> "module:attribute"; each module holds one thin click command or group.
 COMMANDS: dict[str, str] = {
+    "eval": "dsr.commands.eval:eval_command",
     "serve": "dsr.commands.serve:serve",
     "search": "dsr.commands.search:search",
     "engines": "dsr.commands.engines:engines",
@@ -22,6 +23,7 @@ COMMANDS: dict[str, str] = {
 }
 
 HELP: dict[str, str] = {
+    "eval": "Compare retrieval pipelines on judged queries (NDCG@10, recall@100, MRR@10) with a report.",
     "serve": "Serve an Elasticsearch-compatible endpoint that adds hybrid search (ext.dsr).",
     "search": "Run one hybrid search and print the hits with per-stage scores.",
     "engines": "Start, stop and inspect local single-node Elasticsearch / OpenSearch servers.",

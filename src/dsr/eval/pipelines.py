@@ -1,0 +1,469 @@
+"""The pipelines `dsr eval` compares: each a named configuration of the code the product serves.
+
+A small registry maps a name to a builder. Builders share one `EvalContext`, which creates each
+expensive resource once (the backend connection, the evaluation index, MiniLM item vectors, the trained
+towers and their sidecar) and reuses it across pipelines. Pipelines built on modules that have not
+landed, or on a model directory that does not exist, raise `PipelineUnavailable` naming what is
+missing, before any work starts.
+
+Every pipeline returns, per query, its ranked ids as a run `{id: score}` whose scores are derived
+from the rank (n, n-1, ...): ranx orders by score, and a re-ranked head followed by a fused tail (or
+BM25 ties) must keep exactly the order the pipeline produced.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from dsr.catalog import Item
+from dsr.errors import EngineError, UsageError
+from dsr.eval.dataset import EvalDataset
+from dsr.settings import ConnectionSettings
+
+MINILM_KEY = "all-MiniLM-L6-v2"
+RunDict = dict[str, dict[str, float]]
+
+
+class PipelineUnavailable(UsageError):
+    """A requested pipeline cannot be built here; the message names the missing piece."""
+
+
+def ranked_run(ids: Iterable[str]) -> dict[str, float]:
+    """Ids in rank order as a ranx run: score n for the first, n-1 for the next, duplicates dropped."""
+    unique = list(dict.fromkeys(ids))
+    n = len(unique)
+    return {doc: float(n - i) for i, doc in enumerate(unique)}
+
+
+def rrf_lists(lists: Sequence[Sequence[str]], *, k: int = 60) -> list[str]:
+    """Reciprocal rank fusion of ranked id lists, through the product's own fusion code."""
+    from dsr.plugin.fusion import FusionConfig, FusionMode, fuse
+
+    fused = fuse(
+        {f"list{i}": [(d, 0.0) for d in ids] for i, ids in enumerate(lists)},
+        FusionConfig(mode=FusionMode.RRF, rrf_k=k),
+    )
+    return [f.id for f in fused]
+
+
+class Pipeline(Protocol):
+    name: str
+    label: str  # what actually ran, e.g. the engine-hybrid fallback and its reason
+
+    def search(self, queries: Sequence[str], k: int) -> RunDict: ...
+
+
+def _require(module: str, what: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise PipelineUnavailable(f"{what} needs {module}, which cannot be imported ({e})") from None
+
+
+def _progress(queries: Sequence[str], desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(queries, desc=desc, unit="q", disable=not enabled, leave=False)
+
+
+class EvalContext:
+    """Shared, lazily built resources of one evaluation run on one dataset."""
+
+    def __init__(
+        self,
+        dataset: EvalDataset,
+        settings: ConnectionSettings,
+        *,
+        model_dir: Path | None = None,
+        ranker_dir: Path | None = None,
+        with_vectors: bool = True,
+        reindex: bool = False,
+        progress: bool = True,
+        num_candidates: int = 200,
+        index_prefix: str = "dsr-eval",
+    ) -> None:
+        self.dataset = dataset
+        self.settings = settings
+        self.model_dir = Path(model_dir) if model_dir else None
+        self.ranker_dir = Path(ranker_dir) if ranker_dir else None
+        self.with_vectors = with_vectors
+        self.reindex = reindex
+        self.progress = progress
+        self.num_candidates = num_candidates
+        self.index_prefix = index_prefix
+        self.notes: list[str] = []
+
+    # -- catalog ---------------------------------------------------------------------------------
+    @cached_property
+    def items(self) -> list[Item]:
+        return list(self.dataset.items())
+
+    @cached_property
+    def catalog_key(self) -> str:
+        return self.dataset.catalog_fingerprint()
+
+    @cached_property
+    def titles(self) -> dict[str, str]:
+        return {str(it["id"]): str(it.get("title") or "") for it in self.items}
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.settings.data_dir) / "cache" / "embeddings"
+
+    # -- engine ----------------------------------------------------------------------------------
+    @cached_property
+    def backend(self) -> Any:
+        mod = _require("dsr.plugin.backends", "every engine pipeline")
+        connect = getattr(mod, "connect", None)
+        if connect is None:
+            raise PipelineUnavailable(
+                "dsr.plugin.backends.connect is not available yet (the backends have not landed)"
+            )
+        return connect(self.settings)
+
+    @cached_property
+    def untuned_encoder(self) -> Any:
+        backbone = _require("dsr.encoders.backbone", "the untuned MiniLM pipelines")
+        return backbone.MiniLMEncoder()
+
+    @cached_property
+    def untuned_item_vectors(self) -> np.ndarray:
+        from dsr.eval.embed_cache import item_embeddings
+
+        return item_embeddings(
+            self.untuned_encoder,
+            self.items,
+            model_key=MINILM_KEY,
+            catalog_key=self.catalog_key,
+            cache_dir=self.cache_dir,
+            progress=self.progress,
+            desc="MiniLM item vectors",
+        )
+
+    @cached_property
+    def index(self) -> str:
+        """The evaluation index of this catalog (with MiniLM vectors when a vector pipeline runs).
+
+        Named after the dataset, the catalog hash and the vector model, so a later run reuses it when it
+        holds every item, and never mixes catalogs.
+        """
+        from dsr.plugin.backends.base import IndexSpec
+
+        suffix = "minilm" if self.with_vectors else "text"
+        name = f"{self.index_prefix}-{self.dataset.name}-{self.catalog_key}-{suffix}".lower()
+        backend = self.backend
+        if not self.reindex and backend.index_exists(name) and backend.count(name) == len(self.items):
+            return name
+        if backend.index_exists(name):
+            backend.delete_index(name)
+        vectors = self.untuned_item_vectors if self.with_vectors else None
+        backend.ensure_index(IndexSpec(name, dims=int(vectors.shape[1]) if vectors is not None else None))
+        self._bulk(name, vectors)
+        backend.refresh(name)
+        return name
+
+    def _bulk(self, name: str, vectors: np.ndarray | None, chunk: int = 500) -> None:
+        from tqdm import tqdm
+
+        failures = []
+        with tqdm(
+            total=len(self.items), desc=f"indexing {name}", unit="doc", disable=not self.progress, leave=False
+        ) as bar:
+            for start in range(0, len(self.items), chunk):
+                docs = []
+                for offset, item in enumerate(self.items[start : start + chunk]):
+                    doc = {k: v for k, v in item.items() if v is not None}
+                    doc["id"] = str(item["id"])
+                    if vectors is not None:
+                        doc["embedding"] = vectors[start + offset].tolist()
+                    docs.append(doc)
+                result = self.backend.bulk_upsert(name, docs)
+                failures.extend(result.failed)
+                bar.update(len(docs))
+        if failures:
+            first = "; ".join(f"{f.id}: {f.reason}" for f in failures[:3])
+            raise EngineError(
+                f"{len(failures)} of {len(self.items)} documents were not indexed into {name} "
+                f"(first: {first})"
+            )
+
+    # -- trained models --------------------------------------------------------------------------
+    def _model_path(self, given: Path | None, sub: str, what: str, option: str, train_cmd: str) -> Path:
+        path = given or Path(self.settings.data_dir) / "models" / self.dataset.name / sub
+        if not (path / "config.json").is_file():
+            raise PipelineUnavailable(
+                f"{what} needs a trained model directory: none at {path} "
+                f"(pass {option} DIR; train one with `{train_cmd}`)"
+            )
+        return path
+
+    @cached_property
+    def trained_encoder(self) -> Any:
+        path = self._model_path(
+            self.model_dir, "retrieval", "the dsr pipelines", "--model", "dsr train retrieval"
+        )
+        return load_trained_encoder(path)
+
+    @cached_property
+    def sidecar(self) -> Any:
+        """A FAISS sidecar (exact, Flat) of the trained item tower's vectors, as `dsr ingest` builds it."""
+        _require("dsr.sidecar.faiss_index", "the dsr pipelines (FAISS sidecar)")
+        from dsr.eval.embed_cache import item_embeddings, model_dir_key
+        from dsr.sidecar.faiss_index import FaissIndex
+
+        encoder = self.trained_encoder
+        model_path = (
+            self.model_dir or Path(self.settings.data_dir) / "models" / self.dataset.name / "retrieval"
+        )
+        vectors = item_embeddings(
+            encoder,
+            self.items,
+            model_key=f"dsr-{model_dir_key(model_path)}",
+            catalog_key=self.catalog_key,
+            cache_dir=self.cache_dir,
+            progress=self.progress,
+            desc="DSR item vectors",
+        )
+        index = FaissIndex(int(vectors.shape[1]), kind="flat", device="cpu")
+        index.upsert([str(it["id"]) for it in self.items], vectors)
+        return index
+
+    @cached_property
+    def reranker(self) -> Any:
+        path = self._model_path(self.ranker_dir, "ranker", "hybrid+rerank", "--ranker", "dsr train ranker")
+        return load_reranker(path, {str(it["id"]): it for it in self.items})
+
+
+def _model_kind(path: Path) -> str:
+    try:
+        return str(json.loads((path / "config.json").read_text(encoding="utf-8")).get("kind", ""))
+    except (OSError, ValueError) as e:
+        raise PipelineUnavailable(f"{path}/config.json cannot be read: {e}") from None
+
+
+def load_trained_encoder(path: Path) -> Any:
+    """The two-tower model of a `dsr train retrieval` directory, via the encoders package's loader."""
+    mod = _require("dsr.encoders", "the dsr pipelines (trained towers)")
+    for name in ("load_encoder", "load_model", "load_towers"):
+        loader = getattr(mod, name, None)
+        if callable(loader):
+            return loader(path)
+    for module_name, cls_name in (
+        ("dsr.encoders.model", "TwoTowerEncoder"),
+        ("dsr.encoders.towers", "TwoTowerEncoder"),
+        ("dsr.encoders.towers", "TwoTowerModel"),
+    ):
+        try:
+            cls = getattr(importlib.import_module(module_name), cls_name)
+        except (ImportError, AttributeError):
+            continue
+        return cls.load(path)
+    raise PipelineUnavailable(
+        f"no loader for the trained towers in dsr.encoders (kind {_model_kind(path)!r} at {path})"
+    )
+
+
+def load_reranker(path: Path, catalog: dict[str, Item]) -> Any:
+    """The ranker of a `dsr train ranker` directory (Siamese by default), via the reranker package."""
+    mod = _require("dsr.reranker", "hybrid+rerank")
+    loader = getattr(mod, "load_reranker", None)
+    if callable(loader):
+        return loader(path, catalog=catalog)
+    kind = _model_kind(path)
+    if "xgb" in kind or "xgboost" in kind:
+        from dsr.reranker.xgb import XGBoostRanker
+
+        return XGBoostRanker.load(path)
+    siamese = _require("dsr.reranker.siamese", "hybrid+rerank")
+    return siamese.SiameseRanker.load(path, catalog=catalog)
+
+
+# -- pipelines -------------------------------------------------------------------------------------
+
+
+class Bm25Pipeline:
+    name = "bm25"
+
+    def __init__(self, ctx: EvalContext) -> None:
+        self.ctx = ctx
+        self.index = ctx.index
+        self.label = f"BM25 ({ctx.backend.flavor})"
+
+    def search(self, queries: Sequence[str], k: int) -> RunDict:
+        backend = self.ctx.backend
+        return {
+            q: ranked_run(h.id for h in backend.term_search(self.index, q, size=k))
+            for q in _progress(queries, self.name, self.ctx.progress)
+        }
+
+
+class KnnUntunedPipeline:
+    name = "knn-untuned"
+
+    def __init__(self, ctx: EvalContext) -> None:
+        self.ctx = ctx
+        self.index = ctx.index
+        self.label = f"MiniLM untuned, {ctx.backend.flavor} kNN"
+
+    def search(self, queries: Sequence[str], k: int) -> RunDict:
+        backend = self.ctx.backend
+        vectors = self.ctx.untuned_encoder.encode_queries(list(queries))
+        return {
+            q: ranked_run(
+                h.id
+                for h in backend.knn_search(
+                    self.index, vectors[i], k=k, num_candidates=max(k, self.ctx.num_candidates)
+                )
+            )
+            for i, q in enumerate(_progress(queries, self.name, self.ctx.progress))
+        }
+
+
+class EngineHybridPipeline:
+    """The engine's own BM25 + kNN fusion on the untuned vectors; client-side RRF where it has none."""
+
+    name = "engine-hybrid"
+
+    def __init__(self, ctx: EvalContext) -> None:
+        from dsr.eval.engine_fusion import EngineFusion, FusionSupport
+
+        self.ctx = ctx
+        self.index = ctx.index
+        self.fusion: EngineFusion | None = None
+        flavor = ctx.backend.flavor
+        if flavor in ("elasticsearch", "opensearch"):
+            self.fusion = EngineFusion(ctx.settings, flavor, self.index)
+            probe_vec = ctx.untuned_encoder.encode_queries(["probe"])[0]
+            self.support = self.fusion.probe("probe", probe_vec)
+        else:
+            self.support = FusionSupport("client-rrf", f"the {flavor} backend has no native hybrid search")
+        if self.support.native:
+            self.label = f"engine-hybrid: {self.support.reason}"
+        else:
+            self.label = (
+                f"engine-hybrid = client-side RRF (k=60) of {flavor} BM25 top-k and {flavor} kNN top-k; "
+                f"{self.support.reason}"
+            )
+        ctx.notes.append(self.label)
+
+    def search(self, queries: Sequence[str], k: int) -> RunDict:
+        backend = self.ctx.backend
+        vectors = self.ctx.untuned_encoder.encode_queries(list(queries))
+        nc = max(k, self.ctx.num_candidates)
+        out: RunDict = {}
+        for i, q in enumerate(_progress(queries, self.name, self.ctx.progress)):
+            if self.support.native and self.fusion is not None:
+                out[q] = ranked_run(self.fusion.search(self.support, q, vectors[i], k, nc))
+                continue
+            term = [h.id for h in backend.term_search(self.index, q, size=k)]
+            knn = [h.id for h in backend.knn_search(self.index, vectors[i], k=k, num_candidates=nc)]
+            out[q] = ranked_run(rrf_lists([term, knn])[:k])
+        return out
+
+
+class DsrPipeline:
+    """Trained towers: the query tower against the FAISS sidecar of the item tower's vectors."""
+
+    name = "dsr"
+
+    def __init__(self, ctx: EvalContext) -> None:
+        self.ctx = ctx
+        self.encoder = ctx.trained_encoder
+        self.sidecar = ctx.sidecar
+        self.label = "DSR trained towers, FAISS sidecar (exact)"
+
+    def search(self, queries: Sequence[str], k: int) -> RunDict:
+        vectors = self.encoder.encode_queries(list(queries))
+        out: RunDict = {}
+        for start in _progress(range(0, len(queries), 256), self.name, self.ctx.progress):
+            _, ids = self.sidecar.search(vectors[start : start + 256], k)
+            for q, row in zip(queries[start : start + 256], ids, strict=True):
+                out[q] = ranked_run(row)
+        return out
+
+
+class HybridPipeline:
+    """The product's `HybridSearcher`: cluster BM25 + DSR sidecar neighbours, fused, optionally re-ranked."""
+
+    def __init__(self, ctx: EvalContext, name: str, mode: str, rerank: bool) -> None:
+        hybrid = _require("dsr.plugin.hybrid", name)
+        fusion = _require("dsr.plugin.fusion", name)
+        self.ctx = ctx
+        self.name = name
+        self.rerank = rerank
+        self.searcher = hybrid.HybridSearcher(
+            ctx.backend,
+            ctx.index,
+            ctx.trained_encoder,
+            ctx.sidecar,
+            ctx.reranker if rerank else None,
+            fusion=fusion.FusionConfig(mode=mode),
+        )
+        self.label = f"HybridSearcher: {ctx.backend.flavor} BM25 + DSR sidecar, {mode} fusion" + (
+            ", Siamese re-rank of the top 100" if rerank else ""
+        )
+
+    def search(self, queries: Sequence[str], k: int) -> RunDict:
+        return {
+            q: ranked_run(h.id for h in self.searcher.search(q, size=k, rerank=self.rerank))
+            for q in _progress(queries, self.name, self.ctx.progress)
+        }
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    name: str
+    description: str
+    build: Callable[[EvalContext], Pipeline]
+    needs_vectors: bool = False  # the untuned MiniLM embedding in the engine index
+
+
+REGISTRY: dict[str, PipelineSpec] = {
+    spec.name: spec
+    for spec in (
+        PipelineSpec("bm25", "the engine's BM25 (multi_match) — the baseline", Bm25Pipeline),
+        PipelineSpec(
+            "knn-untuned", "off-the-shelf MiniLM embeddings, the engine's own kNN", KnnUntunedPipeline, True
+        ),
+        PipelineSpec(
+            "engine-hybrid",
+            "the engine's own BM25 + kNN fusion on the untuned embeddings",
+            EngineHybridPipeline,
+            True,
+        ),
+        PipelineSpec("dsr", "trained DSR towers, FAISS sidecar", DsrPipeline),
+        PipelineSpec(
+            "hybrid-rrf",
+            "HybridSearcher: BM25 + DSR, RRF",
+            lambda c: HybridPipeline(c, "hybrid-rrf", "rrf", False),
+        ),
+        PipelineSpec(
+            "hybrid-linear",
+            "HybridSearcher: BM25 + DSR, min-max linear",
+            lambda c: HybridPipeline(c, "hybrid-linear", "linear", False),
+        ),
+        PipelineSpec(
+            "hybrid+rerank",
+            "HybridSearcher: BM25 + DSR, RRF, pairwise re-rank of the top 100",
+            lambda c: HybridPipeline(c, "hybrid+rerank", "rrf", True),
+        ),
+    )
+}
+
+
+def parse_pipelines(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown or not names:
+        raise UsageError(
+            f"unknown pipeline(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(REGISTRY)}"
+        )
+    return list(dict.fromkeys(names))
