@@ -1,0 +1,54 @@
+"""Item embeddings are cached on disk per model and catalog, and reused only when both match."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dsr.encoders.hashing import HashingEncoder
+from dsr.eval.embed_cache import item_embeddings, model_dir_key
+
+pytestmark = pytest.mark.unit
+
+
+class CountingEncoder(HashingEncoder):
+    def __init__(self) -> None:
+        super().__init__(16)
+        self.calls = 0
+
+    def encode_items(self, items):  # type: ignore[override]
+        self.calls += 1
+        return super().encode_items(items)
+
+
+ITEMS = [{"id": str(i), "title": f"product {i} widget"} for i in range(10)]
+
+
+def test_second_call_reads_the_cache(tmp_path: Path) -> None:
+    enc = CountingEncoder()
+    first = item_embeddings(
+        enc, ITEMS, model_key="m", catalog_key="c", cache_dir=tmp_path, batch_size=4, progress=False
+    )
+    calls = enc.calls
+    second = item_embeddings(enc, ITEMS, model_key="m", catalog_key="c", cache_dir=tmp_path, progress=False)
+    assert enc.calls == calls == 3
+    np.testing.assert_array_equal(first, second)
+    assert first.shape == (10, 16)
+
+
+def test_other_ids_or_model_recompute(tmp_path: Path) -> None:
+    enc = CountingEncoder()
+    item_embeddings(enc, ITEMS, model_key="m", catalog_key="c", cache_dir=tmp_path, progress=False)
+    item_embeddings(enc, ITEMS[:5], model_key="m", catalog_key="c", cache_dir=tmp_path, progress=False)
+    item_embeddings(enc, ITEMS, model_key="m2", catalog_key="c", cache_dir=tmp_path, progress=False)
+    assert enc.calls == 3
+
+
+def test_model_dir_key_changes_with_the_weights(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"1")
+    before = model_dir_key(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"2")
+    assert model_dir_key(tmp_path) != before
