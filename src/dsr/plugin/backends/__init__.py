@@ -1,1 +1,24 @@
-"""dsr.plugin.backends."""
+"""Search backends: one protocol, three implementations (Elasticsearch, OpenSearch, embedded)."""
+
+from dsr.plugin.backends.base import (
+    EMBEDDING_FIELD,
+    BulkFailure,
+    BulkResult,
+    Filters,
+    Hit,
+    IndexSpec,
+    SearchBackend,
+)
+from dsr.plugin.backends.factory import connect, detect_flavor
+
+__all__ = [
+    "EMBEDDING_FIELD",
+    "BulkFailure",
+    "BulkResult",
+    "Filters",
+    "Hit",
+    "IndexSpec",
+    "SearchBackend",
+    "connect",
+    "detect_flavor",
+]
