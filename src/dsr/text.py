@@ -6,6 +6,7 @@ to stable ids; a stable hash (not Python's salted `hash`) keeps ids the same acr
 
 from __future__ import annotations
 
+import itertools
 import re
 import zlib
 
@@ -20,7 +21,7 @@ def tokenize(text: str) -> list[str]:
 def ngrams(tokens: list[str], *, bigrams: bool = True) -> list[str]:
     out = list(tokens)
     if bigrams:
-        out += [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+        out += [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
     return out
 
 

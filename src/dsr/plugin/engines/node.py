@@ -8,6 +8,7 @@ the tail of its log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -198,18 +199,14 @@ def start_node(flavor: str, *, port: int | None = None, workdir: Path | None = N
 
 def stop_node(info: NodeInfo, *, timeout: float = 30.0, remove_data: bool = True) -> None:
     """Stop the node's process group (SIGTERM, then SIGKILL) and remove its temp folder."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(info.pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        pass
     deadline = time.monotonic() + timeout
     while _alive(info.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     if _alive(info.pid):
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(info.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
     if remove_data:
         shutil.rmtree(info.workdir, ignore_errors=True)
 
