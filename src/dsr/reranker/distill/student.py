@@ -1,0 +1,187 @@
+"""The student: the served Siamese ranker, trained to reproduce the teacher's margins.
+
+For every pair (a, b) of one query's teacher-labelled candidates the shared tower scores both and
+`MarginMSELoss` pulls `tower(a) - tower(b)` towards `teacher(a) - teacher(b)`. The tower, features
+and model format are exactly the ones of `dsr train ranker` (`dsr.reranker.siamese`), so the
+distilled student loads and serves as the normal ranker; the teacher is never served.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from dsr.catalog import Item
+from dsr.errors import UsageError
+from dsr.reranker.base import Candidate
+from dsr.reranker.distill.augment import ScoredPair
+from dsr.reranker.distill.margin_mse import MarginMSELoss
+from dsr.reranker.features import FeatureExtractor
+from dsr.reranker.groups import RankGroup
+from dsr.reranker.siamese import SiameseRanker
+from dsr.reranker.table import FeatureTable
+from dsr.reranker.tower import RankerTower, TowerConfig
+from dsr.reranker.trainer import evaluate
+
+
+@dataclass(frozen=True)
+class StudentTrainConfig:
+    use_text: bool = True
+    dim: int = 32
+    hidden: tuple[int, int, int] = (256, 128, 64)
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    patience: int = 3  # epochs without a better validation NDCG@10 (only with validation groups)
+    seed: int = 0
+    threads: int = 2
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class StudentTrainSummary:
+    pairs: int
+    groups: int
+    epochs_run: int
+    best_epoch: int
+    best_val: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def margin_groups(
+    scored: Iterable[ScoredPair],
+    catalog: Mapping[str, Item],
+    *,
+    max_pairs_per_query: int | None = 200,
+    min_margin: float = 0.0,
+    seed: int = 0,
+) -> tuple[list[RankGroup], dict[str, int]]:
+    """One `RankGroup` per query from teacher-scored pairs; labels are the teacher's scores.
+
+    Candidates keep their first-stage scores and order (the features the ranker sees when serving).
+    Pairs are (higher-scored, lower-scored) with a margin above `min_margin`, at most
+    `max_pairs_per_query` of them per query, sampled uniformly. Returns the groups and what was
+    skipped, by reason.
+    """
+    rng = random.Random(seed)
+    by_query: dict[str, list[ScoredPair]] = defaultdict(list)
+    skipped: dict[str, int] = defaultdict(int)
+    for p in scored:
+        if p.item_id not in catalog:
+            skipped["item not in catalog"] += 1
+            continue
+        by_query[p.query].append(p)
+    groups = []
+    for query, rows in by_query.items():
+        rows = sorted(rows, key=lambda r: r.rank)
+        cands = tuple(Candidate(item=catalog[r.item_id], bm25=r.first_stage.get("bm25"),
+                                dsr=r.first_stage.get("dsr"), fused_rank=k) for k, r in enumerate(rows))
+        labels = tuple(float(r.score) for r in rows)
+        n = len(rows)
+        pairs = [(a, b, 1.0) for a in range(n) for b in range(n) if labels[a] - labels[b] > min_margin]
+        if not pairs:
+            skipped["query without a pair"] += 1
+            continue
+        if max_pairs_per_query is not None and len(pairs) > max_pairs_per_query:
+            pairs = rng.sample(pairs, max_pairs_per_query)
+        groups.append(RankGroup(query, query, cands, labels, tuple(pairs), None))
+    return groups, dict(skipped)
+
+
+def train_student(
+    groups: Sequence[RankGroup],
+    extractor: FeatureExtractor,
+    config: StudentTrainConfig | None = None,
+    *,
+    val_groups: Sequence[RankGroup] = (),
+) -> tuple[SiameseRanker, StudentTrainSummary]:
+    """Margin-MSE training of a fresh ranker tower on groups whose labels are teacher scores.
+
+    With `val_groups` (human labels) the epoch with the best validation NDCG@10 is kept; without,
+    the last epoch.
+    """
+    cfg = config or StudentTrainConfig()
+    torch.manual_seed(cfg.seed)
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        table = FeatureTable.build(groups, extractor)
+        n_pairs = table.pair_rows.shape[0]
+        if n_pairs == 0:
+            raise UsageError("no teacher-scored pairs to train the student on")
+        flat_labels = torch.tensor([v for g in table.labels for v in g], dtype=torch.float32)
+        margins = flat_labels[table.pair_rows[:, 0]] - flat_labels[table.pair_rows[:, 1]]
+        val = FeatureTable.build(val_groups, extractor) if val_groups else None
+        tower = RankerTower(TowerConfig(n_numeric=table.numeric.shape[1], use_text=cfg.use_text,
+                                        buckets=extractor.config.buckets, dim=cfg.dim, hidden=cfg.hidden))
+        tower.set_normalisation(table.numeric)
+        opt = torch.optim.Adam(tower.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        loss_fn = MarginMSELoss()
+        gen = torch.Generator().manual_seed(cfg.seed)
+        best, best_epoch, best_state, history, bad = -math.inf, 0, None, [], 0
+        bar = None
+        if cfg.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.epochs, desc="student", unit="epoch")
+        for epoch in range(1, cfg.epochs + 1):
+            tower.train()
+            perm = torch.randperm(n_pairs, generator=gen)
+            total = 0.0
+            for start in range(0, n_pairs, cfg.batch_size):
+                idx = perm[start:start + cfg.batch_size]
+                rows = table.pair_rows[idx]
+                logits = tower(*table.rows(rows.reshape(-1))).reshape(-1, 2)
+                loss = loss_fn(logits[:, 0], logits[:, 1], margins[idx], table.pair_weights[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            record: dict[str, float] = {"epoch": epoch, "train_loss": total / n_pairs}
+            if val is not None and val.n_groups:
+                record.update({f"val_{k}": v for k, v in evaluate(tower, val, k=(10,)).items()})
+                metric = record["val_ndcg@10"]
+            else:
+                metric = float(epoch)  # no validation: keep the last epoch
+            history.append(record)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{record['train_loss']:.4f}")
+            if metric > best:
+                best, best_epoch, bad = metric, epoch, 0
+                best_state = copy.deepcopy(tower.state_dict())
+            else:
+                bad += 1
+                if bad >= cfg.patience:
+                    break
+        if bar is not None:
+            bar.close()
+        assert best_state is not None
+        tower.load_state_dict(best_state)
+        tower.eval()
+        best_val = {k[4:]: v for k, v in history[best_epoch - 1].items() if k.startswith("val_")}
+        summary = StudentTrainSummary(pairs=n_pairs, groups=len(groups), epochs_run=len(history),
+                                      best_epoch=best_epoch, best_val=best_val, history=history)
+        return SiameseRanker(extractor, tower), summary
+    finally:
+        torch.set_num_threads(prev_threads)
+
+
+def teacher_margins(ranker: SiameseRanker, group: RankGroup) -> tuple[np.ndarray, np.ndarray]:
+    """(student margin, teacher margin) for each pair of a group: how well the student follows."""
+    scores = ranker.score(group.query, group.candidates, group.user)
+    a = np.array([p[0] for p in group.pairs], dtype=np.int64)
+    b = np.array([p[1] for p in group.pairs], dtype=np.int64)
+    labels = np.asarray(group.labels, dtype=np.float64)
+    return (scores[a] - scores[b]).astype(np.float64), labels[a] - labels[b]
