@@ -166,7 +166,7 @@ class EmbeddedBackend:
             with files.lock:
                 writer = files.text.writer(heap_size=64_000_000, num_threads=1)
                 for doc_id, _, _ in rows:
-                    writer.delete_documents("id", doc_id)
+                    writer.delete_documents_by_term("id", doc_id)
                 for td in text_docs:
                     writer.add_document(td)
                 writer.commit()
@@ -180,7 +180,7 @@ class EmbeddedBackend:
         with files.lock:
             writer = files.text.writer(heap_size=16_000_000, num_threads=1)
             for doc_id in ids:
-                writer.delete_documents("id", str(doc_id))
+                writer.delete_documents_by_term("id", str(doc_id))
             writer.commit()
             writer.wait_merging_threads()
             files.db.executemany("DELETE FROM docs WHERE id = ?", [(str(i),) for i in ids])
