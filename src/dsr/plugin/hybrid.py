@@ -24,6 +24,7 @@ import numpy as np
 
 from dsr.encoders.base import Encoder
 from dsr.errors import DsrError, EngineError, UsageError
+from dsr.plugin.backends import filters as filter_lang
 from dsr.plugin.backends.base import EMBEDDING_FIELD, Filters, Hit, SearchBackend
 from dsr.plugin.fusion import Fused, FusionConfig, fuse
 from dsr.reranker.base import Candidate, Reranker
@@ -86,49 +87,9 @@ class HybridResult:
     timings_ms: Mapping[str, float] = field(default_factory=dict)
 
 
-def _field_values(source: Mapping[str, Any], path: str) -> list[Any]:
-    """Values at a dotted path; arrays match if any element does (Elasticsearch semantics)."""
-    values: list[Any] = [source]
-    for part in path.split("."):
-        nxt: list[Any] = []
-        for v in values:
-            if isinstance(v, Mapping) and part in v:
-                child = v[part]
-                nxt.extend(child if isinstance(child, list) else [child])
-        values = nxt
-    return values
-
-
-_RANGE_OPS = {"gte": lambda a, b: a >= b, "gt": lambda a, b: a > b,
-              "lte": lambda a, b: a <= b, "lt": lambda a, b: a < b}
-
-
 def matches_filters(source: Mapping[str, Any], filters: Filters | None) -> bool:
-    """Whether a document's source satisfies the filter language of `dsr.plugin.backends.base.Filters`."""
-    for name, want in (filters or {}).items():
-        values = _field_values(source, name)
-        if isinstance(want, Mapping):
-            bad = set(want) - set(_RANGE_OPS)
-            if bad:
-                raise UsageError(f"filter on {name!r}: unknown range operator(s) {sorted(bad)}")
-            ok = False
-            for v in values:
-                if isinstance(v, bool) or not isinstance(v, int | float | str):
-                    continue
-                try:
-                    if all(_RANGE_OPS[op](v, bound) for op, bound in want.items()):
-                        ok = True
-                        break
-                except TypeError:
-                    continue
-            if not ok:
-                return False
-        elif isinstance(want, list | tuple | set):
-            if not any(v in want for v in values):
-                return False
-        elif want not in values:
-            return False
-    return True
+    """Whether a sidecar neighbour's source passes the filters: the backends' own filter language."""
+    return filter_lang.matches(source, filters)
 
 
 class HybridSearcher:

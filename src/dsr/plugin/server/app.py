@@ -53,6 +53,9 @@ class DsrApp:
         self.settings = settings
         self.searcher = searcher
         self.proxy: Proxy | None = None
+        # Elasticsearch clients refuse 2xx answers without this header; dsr's own answers carry it too
+        self.product_headers = ({"X-Elastic-Product": "Elasticsearch"}
+                                if getattr(searcher.backend, "flavor", None) == "elasticsearch" else {})
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -101,7 +104,10 @@ class DsrApp:
                                       "the embedded backend answers only searches with an ext.dsr object "
                                       "(there is no cluster to pass other requests to)")
             return await self.proxy.forward(request, body)
-        return await self.hybrid_search(request, parsed)
+        response = await self.hybrid_search(request, parsed)
+        for name, value in self.product_headers.items():
+            response.headers.setdefault(name, value)
+        return response
 
     async def hybrid_search(self, request: Request, body: dict[str, Any]) -> Response:
         started = time.perf_counter()

@@ -1,0 +1,328 @@
+"""Latency and throughput of `dsr serve` against direct BM25 on the cluster, in the same run.
+
+On a synthetic catalog (`dsr.logs.synthetic.make_world`, 100k items by default) indexed in
+Elasticsearch and/or OpenSearch, with the item vectors in a FAISS sidecar, four pipelines answer the
+same queries, interleaved query by query so drift hits them all alike:
+
+* `direct_bm25`   - the `multi_match` query posted straight to the cluster (the baseline);
+* `proxy_bm25`    - the same body posted to `dsr serve` (passed through untouched);
+* `hybrid`        - `ext.dsr`: term top-100 + sidecar top-100, RRF, no re-rank;
+* `hybrid_rerank` - the same plus the Siamese ranker over the top 100.
+
+`dsr serve` runs in a child process (as in production), built from the saved sidecar and ranker.
+Latency is measured one request at a time (p50/p99); QPS with `--concurrency` clients in parallel.
+The per-stage breakdown is the p50 of the stage timings the server reports in `ext.dsr.timings_ms`.
+Targets (issue 6): passthrough overhead <= 2 ms p50; hybrid + re-rank p50 <= 25 ms and <= 3x direct.
+
+    .venv/bin/python bench/serve_latency.py            # 100k items, both engines
+    .venv/bin/python bench/serve_latency.py --quick    # 20k items, fewer requests (< 5 minutes)
+
+Engines: $DSR_TEST_ES_URL / $DSR_TEST_OS_URL when set, else local nodes are started and stopped.
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+PIPELINES = ("direct_bm25", "proxy_bm25", "hybrid", "hybrid_rerank")
+ENGINE_ENV = {"elasticsearch": "DSR_TEST_ES_URL", "opensearch": "DSR_TEST_OS_URL"}
+
+
+def log(msg: str) -> None:
+    print(f"[serve_latency] {msg}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------- child server
+
+def serve_child(spec: dict[str, Any]) -> None:
+    """Run `dsr serve` for the benchmark: the real app, built from the saved sidecar and ranker."""
+    import torch
+    import uvicorn
+
+    torch.set_num_threads(spec["torch_threads"])
+    from dsr.plugin.backends import connect
+    from dsr.plugin.hybrid import HybridSearcher
+    from dsr.plugin.server import ServeSettings, create_app
+    from dsr.plugin.server.components import load_query_encoder
+    from dsr.reranker.siamese import SiameseRanker
+    from dsr.settings import ConnectionSettings
+    from dsr.sidecar.faiss_index import FaissIndex
+
+    conn = ConnectionSettings(spec["engine_url"])
+    encoder = load_query_encoder(Path(spec["model"])) if spec["model"] else _hashing(spec["dim"])
+    searcher = HybridSearcher(connect(conn), spec["index"], encoder,
+                              FaissIndex.load(Path(spec["sidecar"]), device="cpu"),
+                              SiameseRanker.load(spec["ranker"]))
+    app = create_app(ServeSettings(conn, index=spec["index"]), searcher=searcher)
+    uvicorn.run(app, host="127.0.0.1", port=spec["port"], access_log=False, log_level="warning",
+                server_header=False, date_header=False)
+
+
+def _hashing(dim: int) -> Any:
+    from dsr.encoders.hashing import HashingEncoder
+
+    return HashingEncoder(dim)
+
+
+# ------------------------------------------------------------------------------------------ set-up
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_models(world: Any, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Item vectors into a FAISS sidecar, and a ranker directory (untrained weights cost the same)."""
+    import torch
+
+    torch.set_num_threads(2)
+    from dsr.plugin.server.components import load_query_encoder
+    from dsr.reranker.features import FeatureConfig, FeatureExtractor
+    from dsr.reranker.siamese import SiameseRanker
+    from dsr.reranker.tower import RankerTower, TowerConfig
+    from dsr.sidecar.faiss_index import FaissIndex
+
+    encoder = load_query_encoder(Path(args.model)) if args.model else _hashing(args.dim)
+    t0 = time.perf_counter()
+    vectors = np.concatenate([encoder.encode_items(world.catalog[i:i + 4096])
+                              for i in range(0, len(world.catalog), 4096)])
+    sidecar = FaissIndex(encoder.dim, kind=args.sidecar_kind, device="cpu")
+    sidecar.upsert([r["id"] for r in world.catalog], vectors)
+    sidecar.save(workdir / "sidecar")
+    log(f"encoded and indexed {len(vectors)} item vectors ({sidecar.kind}) in "
+        f"{time.perf_counter() - t0:.1f}s")
+    if args.ranker:
+        ranker_dir = args.ranker
+    else:
+        features = FeatureConfig()
+        ranker = SiameseRanker(FeatureExtractor(features), RankerTower(TowerConfig(n_numeric=len(features.numeric))))
+        ranker_dir = str(ranker.save(workdir / "ranker"))
+    return {"sidecar": str(workdir / "sidecar"), "ranker": ranker_dir, "dim": encoder.dim,
+            "sidecar_kind": sidecar.kind}
+
+
+def index_catalog(engine_url: str, index: str, catalog: list[dict[str, Any]]) -> float:
+    from dsr.plugin.backends import connect
+    from dsr.plugin.backends.base import IndexSpec
+    from dsr.settings import ConnectionSettings
+
+    backend = connect(ConnectionSettings(engine_url))
+    t0 = time.perf_counter()
+    backend.ensure_index(IndexSpec(index))
+    for i in range(0, len(catalog), 5000):
+        result = backend.bulk_upsert(index, catalog[i:i + 5000])
+        if not result.ok:
+            raise SystemExit(f"indexing failed: {result.failed[:3]}")
+    backend.refresh(index)
+    n = backend.count(index)
+    backend.close()
+    if n != len(catalog):
+        raise SystemExit(f"index holds {n} documents, expected {len(catalog)}")
+    return time.perf_counter() - t0
+
+
+def start_child(spec: dict[str, Any]) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-child", json.dumps(spec)])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"dsr serve exited with {proc.returncode}")
+        try:
+            httpx.get(f"http://127.0.0.1:{spec['port']}/_cluster/health", timeout=2)
+            return proc
+        except httpx.TransportError:
+            time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit("dsr serve did not start")
+
+
+# ---------------------------------------------------------------------------------------- measuring
+
+def requests_for(query: str, engine_url: str, proxy_url: str, index: str) -> dict[str, tuple[str, bytes]]:
+    from dsr.plugin.backends.cluster import term_query
+
+    bm25 = json.dumps({"size": 10, "query": term_query(query, None, None)}).encode()
+    ext = {"text": query, "k": 100, "term_k": 100, "rerank_top": 100}
+    hybrid = json.dumps({"size": 10, "ext": {"dsr": {**ext, "rerank": False}}}).encode()
+    rerank = json.dumps({"size": 10, "ext": {"dsr": {**ext, "rerank": True}}}).encode()
+    return {
+        "direct_bm25": (f"{engine_url}/{index}/_search", bm25),
+        "proxy_bm25": (f"{proxy_url}/{index}/_search", bm25),
+        "hybrid": (f"{proxy_url}/{index}/_search", hybrid),
+        "hybrid_rerank": (f"{proxy_url}/{index}/_search", rerank),
+    }
+
+
+HEADERS = {"content-type": "application/json"}
+
+
+def one(client: httpx.Client, url: str, body: bytes) -> tuple[float, dict[str, Any] | None]:
+    t0 = time.perf_counter()
+    r = client.post(url, content=body, headers=HEADERS)
+    ms = (time.perf_counter() - t0) * 1000.0
+    if r.status_code != 200:
+        raise SystemExit(f"{url} answered {r.status_code}: {r.text[:300]}")
+    timings = None
+    if b'"ext"' in r.content[-2000:]:
+        timings = r.json().get("ext", {}).get("dsr", {}).get("timings_ms")
+    return ms, timings
+
+
+def measure(queries: list[str], engine_url: str, proxy_url: str, index: str, n: int, warmup: int,
+            concurrency: int, qps_requests: int) -> dict[str, Any]:
+    lat: dict[str, list[float]] = {p: [] for p in PIPELINES}
+    stages: list[dict[str, float]] = []
+    with httpx.Client(timeout=60) as client:
+        for i in range(warmup + n):
+            reqs = requests_for(queries[i % len(queries)], engine_url, proxy_url, index)
+            order = PIPELINES[i % 4:] + PIPELINES[:i % 4]  # rotate who goes first
+            for p in order:
+                ms, timings = one(client, *reqs[p])
+                if i >= warmup:
+                    lat[p].append(ms)
+                    if p == "hybrid_rerank" and timings:
+                        stages.append(timings)
+    out: dict[str, Any] = {}
+    for p in PIPELINES:
+        a = np.array(lat[p])
+        out[p] = {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
+                  "mean_ms": round(float(a.mean()), 3), "n": len(a),
+                  "qps": round(throughput(p, queries, engine_url, proxy_url, index, concurrency, qps_requests), 1)}
+    out["stages_p50_ms"] = {k: round(float(np.median([s.get(k, 0.0) for s in stages])), 3)
+                            for k in sorted({k for s in stages for k in s})}
+    d, pr, h = out["direct_bm25"]["p50_ms"], out["proxy_bm25"]["p50_ms"], out["hybrid_rerank"]["p50_ms"]
+    out["ratios"] = {
+        "proxy_overhead_p50_ms": round(pr - d, 3),
+        "hybrid_rerank_over_direct_p50": round(h / d, 2),
+        "hybrid_over_direct_p50": round(out["hybrid"]["p50_ms"] / d, 2),
+    }
+    out["targets_met"] = {
+        "proxy_overhead_le_2ms": pr - d <= 2.0,
+        "hybrid_rerank_p50_le_25ms": h <= 25.0,
+        "hybrid_rerank_le_3x_direct": h <= 3 * d,
+    }
+    return out
+
+
+def throughput(pipeline: str, queries: list[str], engine_url: str, proxy_url: str, index: str,
+               concurrency: int, total: int) -> float:
+    counter = iter(range(total))
+    lock = threading.Lock()
+
+    def worker() -> int:
+        done = 0
+        with httpx.Client(timeout=60) as client:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return done
+                one(client, *requests_for(queries[i % len(queries)], engine_url, proxy_url, index)[pipeline])
+                done += 1
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        done = sum(pool.map(lambda _: worker(), range(concurrency)))
+    return done / (time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------------------------- main
+
+def engine_urls(names: list[str]) -> tuple[dict[str, str], list[Any]]:
+    urls, started = {}, []
+    for name in names:
+        url = os.environ.get(ENGINE_ENV[name])
+        if not url:
+            from dsr.plugin.engines.node import start_node
+
+            log(f"starting a local {name} node")
+            info = start_node(name)
+            started.append(info)
+            url = info.url
+        urls[name] = url
+    return urls, started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20k items and fewer requests (< 5 minutes)")
+    parser.add_argument("--items", type=int, default=None, help="catalog size (default 100000; quick 20000)")
+    parser.add_argument("--requests", type=int, default=None, help="measured requests per pipeline")
+    parser.add_argument("--engines", default="elasticsearch,opensearch")
+    parser.add_argument("--model", default=None, help="two-tower model dir (default: hashing encoder)")
+    parser.add_argument("--ranker", default=None, help="Siamese ranker dir (default: untrained, same cost)")
+    parser.add_argument("--dim", type=int, default=64, help="hashing encoder dimensions")
+    parser.add_argument("--sidecar-kind", default="auto", help="FAISS index kind (auto, flat, hnsw, ivfpq)")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--serve-child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_child:
+        serve_child(json.loads(args.serve_child))
+        return
+    n_items = args.items or (20_000 if args.quick else 100_000)
+    n_req = args.requests or (150 if args.quick else 500)
+    qps_requests = 100 if args.quick else 400
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+
+    from dsr.logs.synthetic import make_world
+
+    t0 = time.perf_counter()
+    world = make_world(n_items=n_items, n_queries=300, seed=7)
+    queries = [q.text for q in world.queries]
+    log(f"synthetic world: {len(world.catalog)} items, {len(queries)} queries ({time.perf_counter() - t0:.1f}s)")
+    urls, started = engine_urls(engines)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="dsr-bench-") as tmp:
+        models = build_models(world, Path(tmp), args)
+        for name, url in urls.items():
+            index = f"dsr-bench-{uuid.uuid4().hex[:8]}"
+            secs = index_catalog(url, index, world.catalog)
+            log(f"{name}: indexed {n_items} items in {secs:.1f}s")
+            port = free_port()
+            spec = {"engine_url": url, "index": index, "port": port, "model": args.model,
+                    "dim": models["dim"], "sidecar": models["sidecar"], "ranker": models["ranker"],
+                    "torch_threads": args.torch_threads}
+            child = start_child(spec)
+            try:
+                results[name] = measure(queries, url, f"http://127.0.0.1:{port}", index, n_req,
+                                        warmup=30, concurrency=args.concurrency, qps_requests=qps_requests)
+                results[name]["index_seconds"] = round(secs, 1)
+                log(f"{name}: " + json.dumps({p: results[name][p] for p in PIPELINES}))
+                log(f"{name}: stages p50 ms {results[name]['stages_p50_ms']}; ratios {results[name]['ratios']}")
+            finally:
+                child.terminate()
+                child.wait(timeout=30)
+                httpx.delete(f"{url}/{index}", timeout=60)
+    for info in started:
+        from dsr.plugin.engines.node import stop_node
+
+        stop_node(info)
+    summary = {"bench": "serve_latency", "items": n_items, "requests_per_pipeline": n_req,
+               "concurrency_for_qps": args.concurrency, "encoder": args.model or f"hashing-{args.dim}",
+               "ranker": args.ranker or "siamese (untrained weights)", "sidecar_kind": models["sidecar_kind"],
+               "cpu_count": os.cpu_count(), **results}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
