@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "search": "dsr.commands.search:search",
     "engines": "dsr.commands.engines:engines",
     "demo": "dsr.commands.demo:demo",
+    "check": "dsr.commands.check:check",
 }
 
 HELP: dict[str, str] = {
@@ -28,6 +29,7 @@ HELP: dict[str, str] = {
     "search": "Run one hybrid search and print the hits with per-stage scores.",
     "engines": "Start, stop and inspect local single-node Elasticsearch / OpenSearch servers.",
     "demo": "Run the whole pipeline on a synthetic catalog with the embedded backend.",
+    "check": "Check that the cluster is reachable and say which engine it is.",
 }
 
 

@@ -1,0 +1,1 @@
+"""The `dsr` sub-commands, each a thin click shell over a library call."""
