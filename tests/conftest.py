@@ -18,9 +18,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from dsr.plugin.backends import SearchBackend, connect  # noqa: E402
-from dsr.plugin.engines import FLAVORS, NodeInfo, start_node, stop_node  # noqa: E402
-from dsr.settings import ConnectionSettings  # noqa: E402
+import contextlib
+
+from dsr.plugin.backends import SearchBackend, connect
+from dsr.plugin.engines import FLAVORS, NodeInfo, start_node, stop_node
+from dsr.settings import ConnectionSettings
 
 ENV_URLS = {"elasticsearch": "DSR_TEST_ES_URL", "opensearch": "DSR_TEST_OS_URL"}
 REPO = Path(__file__).resolve().parent.parent
@@ -115,10 +117,8 @@ def index_name(request: pytest.FixtureRequest) -> Iterator[str]:
     for fixture in ("any_backend", "es_backend", "os_backend", "embedded_backend"):
         if fixture in request.fixturenames:
             backend = request.getfixturevalue(fixture)
-            try:
+            with contextlib.suppress(Exception):
                 backend.delete_index(name)
-            except Exception:
-                pass
 
 
 @pytest.fixture(scope="session")

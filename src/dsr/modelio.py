@@ -98,10 +98,13 @@ def load_state_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], 
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise ModelFormatError(f"{where}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise ModelFormatError(
+            f"{where}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     for name, tensor in state.items():
         if tuple(tensor.shape) != tuple(expected[name].shape):
             raise ModelFormatError(
-                f"{where}: weight {name} has shape {tuple(tensor.shape)}, the config implies {tuple(expected[name].shape)}"
+                f"{where}: weight {name} has shape {tuple(tensor.shape)}, "
+                f"the config implies {tuple(expected[name].shape)}"
             )
     module.load_state_dict(dict(state))

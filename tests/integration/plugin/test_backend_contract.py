@@ -5,6 +5,8 @@ Every backend must behave the same way for everything the rest of dsr relies on.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -69,13 +71,13 @@ def test_a_title_match_outranks_a_description_match(loaded: SearchBackend, index
     ids = [h.id for h in hits]
     assert set(ids) == {"shoe-1", "shoe-2", "kettle-1"}
     assert ids.index("kettle-1") > max(ids.index("shoe-1"), ids.index("shoe-2"))
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
     assert "embedding" not in hits[0].source
 
 
 def test_knn_returns_the_nearest_stored_vector(loaded: SearchBackend, index_name: str) -> None:
     hits = loaded.knn_search(index_name, np.asarray(unit(0.1, 0, 1, 0), dtype=np.float32), k=2)
-    assert [h.id for h in hits][0] == "lamp-1"
+    assert next(h.id for h in hits) == "lamp-1"
     assert hits[0].score == pytest.approx(float(np.dot(unit(0.1, 0, 1, 0), unit(0, 0, 1, 0))), abs=1e-3)
     assert hits[0].source["title"].startswith("Désk")
 

@@ -57,7 +57,8 @@ class ElasticsearchBackend(ClusterBackend):
         except elasticsearch.NotFoundError as e:
             raise IndexNotFound(f"{self.url}: {what}: not found ({e.message})") from None
         except (elasticsearch.AuthenticationException, elasticsearch.AuthorizationException) as e:
-            raise EngineAuthError(f"{self.url}: {what}: the cluster refused the credentials ({e.meta.status})") from None
+            raise EngineAuthError(
+                f"{self.url}: {what}: the cluster refused the credentials ({e.meta.status})") from None
         except elasticsearch.ConnectionError as e:
             raise EngineUnavailable(f"{self.url}: {what}: cannot reach the cluster ({e})") from None
         except elasticsearch.ApiError as e:

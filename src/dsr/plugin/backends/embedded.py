@@ -149,7 +149,8 @@ class EmbeddedBackend:
             if doc.get(field) is not None:
                 vec = np.asarray(doc[field], dtype=np.float32).reshape(-1)
                 if dims and vec.shape[0] != dims:
-                    result.failed.append(BulkFailure(doc_id, 400, f"embedding has {vec.shape[0]} dims, index has {dims}"))
+                    reason = f"embedding has {vec.shape[0]} dims, index has {dims}"
+                    result.failed.append(BulkFailure(doc_id, 400, reason))
                     continue
                 blob = vec.tobytes()
             try:

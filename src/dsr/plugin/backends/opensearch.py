@@ -62,7 +62,8 @@ class OpenSearchBackend(ClusterBackend):
         except opensearchpy.NotFoundError as e:
             raise IndexNotFound(f"{self.url}: {what}: not found ({e.error})") from None
         except (opensearchpy.AuthenticationException, opensearchpy.AuthorizationException) as e:
-            raise EngineAuthError(f"{self.url}: {what}: the cluster refused the credentials ({e.status_code})") from None
+            raise EngineAuthError(
+                f"{self.url}: {what}: the cluster refused the credentials ({e.status_code})") from None
         except opensearchpy.ConnectionError as e:
             raise EngineUnavailable(f"{self.url}: {what}: cannot reach the cluster ({e.error})") from None
         except opensearchpy.TransportError as e:
