@@ -1,0 +1,340 @@
+"""The ingest pipeline: read -> validate -> encode -> cluster (acknowledged) -> sidecar -> checkpoint.
+
+Order matters for consistency. A batch reaches the sidecar only after the cluster acknowledged it,
+and only the acknowledged ids; a document the cluster refused goes to the rejects file instead. The
+checkpoint moves forward only after both stores (and the rejects file) are durable, so a crash at any
+point leaves at most one batch to redo, and redoing it is harmless: both stores upsert by id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsr.encoders.base import Encoder
+from dsr.errors import UsageError
+from dsr.ingest.checkpoint import Checkpoint, RejectsFile, fingerprint
+from dsr.ingest.readers import SourceRow, detect_format, progress_total, read_catalog
+from dsr.ingest.validate import Limits, check_id, validate_row
+from dsr.ingest.writer import ClusterWriter, RetryPolicy
+from dsr.plugin.backends.base import EMBEDDING_FIELD, IndexSpec, SearchBackend
+from dsr.sidecar.store import SidecarStore
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_REJECTED = 4
+EXIT_TOO_MANY_REJECTS = 5
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    batch_size: int = 256
+    max_rejects: int | None = None
+    embed_in_cluster: bool = True  # also store the vector in the cluster (for the engine's own kNN)
+    fmt: str | None = None
+    sidecar_kind: str = "auto"
+    limits: Limits = field(default_factory=Limits)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise UsageError("--batch-size must be at least 1")
+        if self.max_rejects is not None and self.max_rejects < 0:
+            raise UsageError("--max-rejects must not be negative")
+
+
+@dataclass
+class IngestReport:
+    index: str
+    catalog: str | None
+    sidecar: str
+    rejects_file: str
+    read: int = 0
+    written: int = 0
+    deleted: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    encode_seconds: float = 0.0
+    cluster_seconds: float = 0.0
+    sidecar_seconds: float = 0.0
+    resumed_from_row: int = 0
+    cluster_retries: int = 0
+    sidecar_count: int = 0
+    stopped: bool = False
+    exit_code: int = EXIT_OK
+
+    @property
+    def items_per_second(self) -> float:
+        return (self.written + self.deleted) / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["items_per_second"] = round(self.items_per_second, 1)
+        for key in ("seconds", "encode_seconds", "cluster_seconds", "sidecar_seconds"):
+            out[key] = round(out[key], 3)
+        return out
+
+    def summary(self) -> str:
+        status = "stopped: too many rejects" if self.stopped else "done"
+        return (f"{status}: read {self.read}, written {self.written}, deleted {self.deleted}, "
+                f"rejected {self.rejected} in {self.seconds:.1f}s ({self.items_per_second:.0f} items/s)"
+                + (f"; rejects in {self.rejects_file}" if self.rejected else ""))
+
+
+@dataclass
+class _Pending:
+    row: SourceRow
+    item: dict[str, Any]
+    deleted: bool
+
+
+@dataclass
+class _Counts:
+    read: int = 0
+    written: int = 0
+    deleted: int = 0
+    rejected: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class _Run:
+    """State of one ingest run: the two stores, the rejects file, counters and timers."""
+
+    def __init__(self, backend: SearchBackend, index: str, encoder: Encoder, store: SidecarStore,
+                 rejects: RejectsFile, options: IngestOptions, report: IngestReport) -> None:
+        self.writer = ClusterWriter(backend, index, options.retry)
+        self.encoder = encoder
+        self.store = store
+        self.rejects = rejects
+        self.options = options
+        self.report = report
+
+    def reject(self, line: int | None, item_id: str | None, reason: str, raw: str) -> None:
+        self.rejects.write(line, item_id, reason, raw)
+        self.report.rejected += 1
+
+    @property
+    def over_limit(self) -> bool:
+        limit = self.options.max_rejects
+        return limit is not None and self.report.rejected > limit
+
+    def flush(self, batch: list[_Pending]) -> None:
+        upserts = [p for p in batch if not p.deleted]
+        deletes = [p for p in batch if p.deleted]
+        if upserts:
+            self._write(upserts)
+        if deletes:
+            self._delete(deletes)
+
+    def _write(self, upserts: list[_Pending]) -> None:
+        report = self.report
+        t0 = time.perf_counter()
+        vectors = np.asarray(self.encoder.encode_items([p.item for p in upserts]), dtype=np.float32)
+        t1 = time.perf_counter()
+        report.encode_seconds += t1 - t0
+        if self.options.embed_in_cluster:
+            docs = [{**p.item, EMBEDDING_FIELD: vectors[i].tolist()} for i, p in enumerate(upserts)]
+        else:
+            docs = [p.item for p in upserts]
+        outcome = self.writer.upsert(docs)
+        t2 = time.perf_counter()
+        report.cluster_seconds += t2 - t1
+        report.cluster_retries += outcome.retries
+        by_id = {p.item["id"]: p for p in upserts}
+        for failure in outcome.failed:
+            pending = by_id[failure.id]
+            self.reject(pending.row.line, failure.id,
+                        f"cluster refused the document (HTTP {failure.status}): {failure.reason}", pending.row.raw)
+        acked = set(outcome.acknowledged)
+        keep = [i for i, p in enumerate(upserts) if p.item["id"] in acked]
+        if keep:
+            self.store.upsert([upserts[i].item["id"] for i in keep], vectors[keep])
+        report.sidecar_seconds += time.perf_counter() - t2
+        report.written += len(keep)
+
+    def _delete(self, deletes: list[_Pending]) -> None:
+        ids = [p.item["id"] for p in deletes]
+        t0 = time.perf_counter()
+        outcome = self.writer.delete(ids)
+        t1 = time.perf_counter()
+        self.report.cluster_seconds += t1 - t0
+        by_id = {p.item["id"]: p for p in deletes}
+        for failure in outcome.failed:
+            pending = by_id[failure.id]
+            self.reject(pending.row.line, failure.id,
+                        f"cluster refused the deletion (HTTP {failure.status}): {failure.reason}", pending.row.raw)
+        acked = [i for i in ids if i in set(outcome.acknowledged)]
+        self.store.delete(acked)
+        self.report.sidecar_seconds += time.perf_counter() - t1
+        self.report.deleted += len(acked)
+
+
+def _progress_bar(total: int | None, unit: str, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, unit_scale=unit == "B", desc="ingest", disable=not enabled,
+                mininterval=0.5, dynamic_ncols=True, leave=False)
+
+
+def ingest(
+    catalog: Path | None,
+    *,
+    backend: SearchBackend,
+    index: str,
+    encoder: Encoder,
+    sidecar_dir: Path,
+    rejects_path: Path,
+    checkpoint_path: Path,
+    delete_ids: Iterable[tuple[int, str]] | None = None,
+    options: IngestOptions = IngestOptions(),
+) -> IngestReport:
+    """Ingest `catalog` (and/or delete `delete_ids`, pairs of line number and id) into both stores."""
+    started = time.perf_counter()
+    report = IngestReport(index=index, catalog=str(catalog) if catalog else None, sidecar=str(sidecar_dir),
+                          rejects_file=str(rejects_path))
+    backend.ensure_index(IndexSpec(index, dims=encoder.dim if options.embed_in_cluster else None))
+    store = SidecarStore.open(sidecar_dir, dim=encoder.dim, kind=options.sidecar_kind, device="cpu")
+    checkpoint: Checkpoint | None = None
+    resume = None
+    if catalog is not None:
+        catalog = Path(catalog)
+        detect_format(catalog, options.fmt)  # a bad format is a usage error before anything is written
+        resume = Checkpoint.load(checkpoint_path)
+        if resume is not None and not resume.matches(catalog, index):
+            log.warning("checkpoint %s is for another catalog or index; starting from the top", checkpoint_path)
+            resume = None
+        checkpoint = resume or Checkpoint(str(catalog.resolve()), index, fingerprint(catalog))
+    rejects = RejectsFile(rejects_path, keep_bytes=resume.rejects_bytes if resume else 0)
+    if resume:
+        for key in ("read", "written", "deleted", "rejected"):
+            setattr(report, key, int(resume.counts.get(key, 0)))
+        report.resumed_from_row = resume.rows_done
+    run = _Run(backend, index, encoder, store, rejects, options, report)
+    try:
+        if catalog is not None and checkpoint is not None:
+            _ingest_rows(run, catalog, checkpoint, checkpoint_path)
+        if delete_ids is not None and not report.stopped:
+            _delete_ids(run, delete_ids)
+        store.checkpoint()  # fold the journal into a snapshot
+        rejects.sync()
+        if catalog is not None and not report.stopped:
+            checkpoint_path.unlink(missing_ok=True)  # the job is complete
+        backend.refresh(index)
+    finally:
+        store.close()
+        rejects.close()
+    report.sidecar_count = len(store)
+    report.seconds = time.perf_counter() - started
+    report.exit_code = (EXIT_TOO_MANY_REJECTS if report.stopped
+                        else EXIT_REJECTED if report.rejected else EXIT_OK)
+    return report
+
+
+def _ingest_rows(run: _Run, catalog: Path, checkpoint: Checkpoint, checkpoint_path: Path) -> None:
+    options, report = run.options, run.report
+    fmt = detect_format(catalog, options.fmt)
+    seen: dict[str, int] = {}
+    batch: list[_Pending] = []
+    rows_done = checkpoint.rows_done
+    bar = _progress_bar(progress_total(catalog, fmt), "B" if fmt != "parquet" else "rows", options.progress)
+    last_position = 0
+    t_start = time.perf_counter()
+
+    def commit(rows: int) -> None:
+        run.flush(batch)
+        batch.clear()
+        checkpoint.rows_done = rows
+        checkpoint.rejects_bytes = run.rejects.sync()
+        checkpoint.counts = {"read": report.read, "written": report.written, "deleted": report.deleted,
+                             "rejected": report.rejected}
+        checkpoint.save(checkpoint_path)
+
+    try:
+        for number, row in enumerate(read_catalog(catalog, fmt)):
+            bar.update(row.position - last_position)
+            last_position = row.position
+            if number < checkpoint.rows_done:
+                _remember(row, seen, options.limits)  # replay for duplicate detection only
+                continue
+            report.read += 1
+            _take(run, row, seen, batch)
+            rows_done = number + 1
+            if run.over_limit:
+                commit(rows_done)
+                report.stopped = True
+                break
+            if len(batch) >= options.batch_size:
+                commit(rows_done)
+                elapsed = time.perf_counter() - t_start
+                bar.set_postfix(items_s=f"{(report.written + report.deleted) / max(elapsed, 1e-9):.0f}",
+                                rejected=report.rejected, refresh=False)
+        else:
+            commit(rows_done)
+    finally:
+        bar.close()
+
+
+def _remember(row: SourceRow, seen: dict[str, int], limits: Limits) -> None:
+    if row.data is None:
+        return
+    checked = validate_row(row.data, limits)
+    if checked.item is not None and checked.item_id not in seen:
+        seen[checked.item["id"]] = row.line
+
+
+def _take(run: _Run, row: SourceRow, seen: dict[str, int], batch: list[_Pending]) -> None:
+    if row.data is None:
+        run.reject(row.line, None, row.error or "unreadable row", row.raw)
+        return
+    checked = validate_row(row.data, run.options.limits)
+    if checked.item is None:
+        run.reject(row.line, checked.item_id, checked.reason or "invalid row", row.raw)
+        return
+    item_id = checked.item["id"]
+    first = seen.get(item_id)
+    if first is not None:
+        run.reject(row.line, item_id, f"duplicate id (first seen on line {first})", row.raw)
+        return
+    seen[item_id] = row.line
+    batch.append(_Pending(row, checked.item, checked.deleted))
+
+
+def _delete_ids(run: _Run, delete_ids: Iterable[tuple[int, str]]) -> None:
+    batch: list[_Pending] = []
+    for line, raw_id in delete_ids:
+        item_id, reason = check_id(raw_id, run.options.limits)
+        if reason or item_id is None:
+            run.reject(line, None, reason or "missing id", str(raw_id))
+            continue
+        batch.append(_Pending(SourceRow(line, str(raw_id), {"id": item_id}), {"id": item_id}, True))
+        if len(batch) >= run.options.batch_size:
+            run.flush(batch)
+            batch.clear()
+    run.flush(batch)
+
+
+def read_delete_file(path: Path) -> Iterator[tuple[int, str]]:
+    """Ids to delete: one per line, or jsonl rows with an `id` field; blank lines are skipped."""
+    import json
+
+    if not Path(path).is_file():
+        raise UsageError(f"delete file not found: {path}")
+    with Path(path).open("rb") as f:
+        for number, bline in enumerate(f, 1):
+            text = bline.decode("utf-8", "backslashreplace").strip()
+            if not text:
+                continue
+            if text.startswith("{"):
+                try:
+                    text = json.loads(text).get("id")
+                except (ValueError, AttributeError):
+                    text = None
+            yield number, text

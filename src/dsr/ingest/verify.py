@@ -1,0 +1,98 @@
+"""`dsr verify`: compare the ids in the cluster and in the sidecar, report drift, optionally repair it.
+
+The cluster is the source of truth (it holds the documents): ids missing from the sidecar are
+re-encoded from their cluster source and added, ids only in the sidecar are removed from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsr.encoders.base import Encoder
+from dsr.errors import UsageError
+from dsr.plugin.backends.base import SearchBackend
+from dsr.sidecar.faiss_index import FaissIndex
+from dsr.sidecar.storage import is_sidecar_dir
+from dsr.sidecar.store import SidecarStore
+
+SAMPLE = 20
+
+
+@dataclass
+class DriftReport:
+    index: str
+    sidecar: str
+    cluster_count: int
+    sidecar_count: int
+    missing_in_sidecar: list[str] = field(default_factory=list)
+    missing_in_cluster: list[str] = field(default_factory=list)
+    added: int = 0
+    removed: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not self.missing_in_sidecar and not self.missing_in_cluster
+
+    @property
+    def repaired(self) -> bool:
+        return self.added == len(self.missing_in_sidecar) and self.removed == len(self.missing_in_cluster)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "sidecar": self.sidecar,
+            "cluster_count": self.cluster_count,
+            "sidecar_count": self.sidecar_count,
+            "clean": self.clean,
+            "missing_in_sidecar": len(self.missing_in_sidecar),
+            "missing_in_cluster": len(self.missing_in_cluster),
+            "missing_in_sidecar_sample": self.missing_in_sidecar[:SAMPLE],
+            "missing_in_cluster_sample": self.missing_in_cluster[:SAMPLE],
+            "added": self.added,
+            "removed": self.removed,
+        }
+
+    def summary(self) -> str:
+        if self.clean:
+            return f"clean: {self.cluster_count} ids in the cluster and in the sidecar"
+        text = (f"drift: cluster {self.cluster_count}, sidecar {self.sidecar_count}; "
+                f"{len(self.missing_in_sidecar)} missing in the sidecar "
+                f"(e.g. {', '.join(self.missing_in_sidecar[:5]) or '-'}), "
+                f"{len(self.missing_in_cluster)} only in the sidecar "
+                f"(e.g. {', '.join(self.missing_in_cluster[:5]) or '-'})")
+        if self.added or self.removed:
+            text += f"; repaired: added {self.added}, removed {self.removed}"
+        return text
+
+
+def verify(backend: SearchBackend, index: str, sidecar_dir: Path, *, repair: bool = False,
+           encoder: Encoder | None = None, batch_size: int = 256) -> DriftReport:
+    backend.refresh(index)
+    cluster_ids = set(backend.iter_ids(index))
+    sidecar_ids: set[str] = set()
+    if is_sidecar_dir(sidecar_dir):
+        sidecar_ids = set(FaissIndex.load(sidecar_dir, device="cpu").ids())
+    report = DriftReport(index, str(sidecar_dir), len(cluster_ids), len(sidecar_ids),
+                         sorted(cluster_ids - sidecar_ids), sorted(sidecar_ids - cluster_ids))
+    if not repair or report.clean:
+        return report
+    if report.missing_in_sidecar and encoder is None:
+        raise UsageError("repairing needs the item encoder the index was built with: pass --model")
+    dim = encoder.dim if encoder is not None else FaissIndex.load(sidecar_dir, device="cpu").dim
+    with SidecarStore.open(sidecar_dir, dim=dim, device="cpu") as store:
+        for start in range(0, len(report.missing_in_sidecar), batch_size):
+            ids = report.missing_in_sidecar[start:start + batch_size]
+            sources = backend.mget(index, ids)
+            found = [i for i in ids if i in sources]
+            if found:
+                assert encoder is not None
+                vectors = np.asarray(encoder.encode_items([{**sources[i], "id": i} for i in found]), np.float32)
+                store.upsert(found, vectors)
+                report.added += len(found)
+        report.removed = store.delete(report.missing_in_cluster)
+        store.checkpoint()
+    return report
