@@ -21,6 +21,9 @@ COMMANDS: dict[str, str] = {
     "engines": "dsr.commands.engines:engines",
     "demo": "dsr.commands.demo:demo",
     "check": "dsr.commands.check:check",
+    "ingest": "dsr.commands.ingest:ingest",
+    "verify": "dsr.commands.verify:verify",
+    "sidecar": "dsr.commands.sidecar:sidecar",
 }
 
 HELP: dict[str, str] = {
@@ -30,6 +33,9 @@ HELP: dict[str, str] = {
     "engines": "Start, stop and inspect local single-node Elasticsearch / OpenSearch servers.",
     "demo": "Run the whole pipeline on a synthetic catalog with the embedded backend.",
     "check": "Check that the cluster is reachable and say which engine it is.",
+    "ingest": "Validate, encode and write a catalog to the cluster and the vector sidecar (resumable).",
+    "verify": "Compare the ids in the cluster and the sidecar; --repair re-syncs.",
+    "sidecar": "Serve the FAISS vector sidecar over HTTP, or show its stats.",
 }
 
 
