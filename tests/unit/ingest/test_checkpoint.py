@@ -1,0 +1,49 @@
+"""Checkpoint and rejects file: the pieces that make a resumed ingest exact."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dsr.ingest.checkpoint import Checkpoint, RejectsFile, fingerprint
+from dsr.ingest.writer import RetryPolicy, is_retryable
+
+pytestmark = pytest.mark.unit
+
+
+def test_checkpoint_round_trip_and_catalog_match(tmp_path):
+    catalog = tmp_path / "c.jsonl"
+    catalog.write_text('{"id": "a", "title": "A"}\n')
+    cp = Checkpoint(str(catalog.resolve()), "idx", fingerprint(catalog), rows_done=1, rejects_bytes=10,
+                    counts={"read": 1})
+    cp.save(tmp_path / "cp.json")
+    loaded = Checkpoint.load(tmp_path / "cp.json")
+    assert loaded == cp and loaded.matches(catalog, "idx")
+    assert not loaded.matches(catalog, "other")
+    catalog.write_text('{"id": "a", "title": "changed"}\n')
+    assert not loaded.matches(catalog, "idx")
+
+
+def test_an_unreadable_checkpoint_means_start_over(tmp_path):
+    (tmp_path / "cp.json").write_text("{half")
+    assert Checkpoint.load(tmp_path / "cp.json") is None
+    assert Checkpoint.load(tmp_path / "missing.json") is None
+
+
+def test_rejects_file_resumes_by_truncating_to_the_checkpointed_length(tmp_path):
+    path = tmp_path / "rejects.jsonl"
+    rejects = RejectsFile(path)
+    rejects.write(3, "x", "missing title", '{"id": "x"}')
+    kept = rejects.sync()
+    rejects.write(9, None, "invalid JSON", "{")  # written after the last checkpoint, then the process died
+    rejects.close()
+    RejectsFile(path, keep_bytes=kept).close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines == [{"line": 3, "id": "x", "reason": "missing title", "raw": '{"id": "x"}'}]
+
+
+def test_retry_policy_backs_off_exponentially_up_to_a_cap():
+    policy = RetryPolicy(initial_backoff_s=0.5, max_backoff_s=3)
+    assert [policy.delay(a) for a in range(4)] == [0.5, 1.0, 2.0, 3]
+    assert is_retryable(429) and is_retryable(503) and not is_retryable(400) and not is_retryable(404)
