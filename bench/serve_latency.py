@@ -67,19 +67,13 @@ def serve_child(spec: dict[str, Any]) -> None:
     from dsr.sidecar.faiss_index import FaissIndex
 
     conn = ConnectionSettings(spec["engine_url"])
-    encoder = load_query_encoder(Path(spec["model"])) if spec["model"] else _hashing(spec["dim"])
+    encoder = load_query_encoder(spec["model"])
     searcher = HybridSearcher(connect(conn), spec["index"], encoder,
                               FaissIndex.load(Path(spec["sidecar"]), device="cpu"),
                               SiameseRanker.load(spec["ranker"]))
     app = create_app(ServeSettings(conn, index=spec["index"]), searcher=searcher)
     uvicorn.run(app, host="127.0.0.1", port=spec["port"], access_log=False, log_level="warning",
                 server_header=False, date_header=False)
-
-
-def _hashing(dim: int) -> Any:
-    from dsr.encoders.hashing import HashingEncoder
-
-    return HashingEncoder(dim)
 
 
 # ------------------------------------------------------------------------------------------ set-up
@@ -91,7 +85,11 @@ def free_port() -> int:
 
 
 def build_models(world: Any, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Item vectors into a FAISS sidecar, and a ranker directory (untrained weights cost the same)."""
+    """The query encoder, item vectors in a FAISS sidecar, and a ranker directory.
+
+    Without --model / --ranker, freshly initialised DSR two-tower and Siamese models are saved and
+    served: untrained weights cost exactly what trained ones do.
+    """
     import torch
 
     torch.set_num_threads(2)
@@ -101,7 +99,12 @@ def build_models(world: Any, workdir: Path, args: argparse.Namespace) -> dict[st
     from dsr.reranker.tower import RankerTower, TowerConfig
     from dsr.sidecar.faiss_index import FaissIndex
 
-    encoder = load_query_encoder(Path(args.model)) if args.model else _hashing(args.dim)
+    model = args.model
+    if model is None:
+        from dsr.encoders.model import TwoTowerModel
+
+        model = str(TwoTowerModel.build(world.catalog[:20_000], device="cpu").save(workdir / "two-tower"))
+    encoder = load_query_encoder(model)
     t0 = time.perf_counter()
     vectors = np.concatenate([encoder.encode_items(world.catalog[i:i + 4096])
                               for i in range(0, len(world.catalog), 4096)])
@@ -116,7 +119,7 @@ def build_models(world: Any, workdir: Path, args: argparse.Namespace) -> dict[st
         features = FeatureConfig()
         ranker = SiameseRanker(FeatureExtractor(features), RankerTower(TowerConfig(n_numeric=len(features.numeric))))
         ranker_dir = str(ranker.save(workdir / "ranker"))
-    return {"sidecar": str(workdir / "sidecar"), "ranker": ranker_dir, "dim": encoder.dim,
+    return {"sidecar": str(workdir / "sidecar"), "ranker": ranker_dir, "model": model, "dim": encoder.dim,
             "sidecar_kind": sidecar.kind}
 
 
@@ -268,9 +271,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=None, help="catalog size (default 100000; quick 20000)")
     parser.add_argument("--requests", type=int, default=None, help="measured requests per pipeline")
     parser.add_argument("--engines", default="elasticsearch,opensearch")
-    parser.add_argument("--model", default=None, help="two-tower model dir (default: hashing encoder)")
+    parser.add_argument("--model", default=None,
+                        help="query encoder as `dsr ingest --model` takes it: a model dir, minilm, hashing[:DIM] "
+                             "(default: a freshly initialised DSR two-tower model)")
     parser.add_argument("--ranker", default=None, help="Siamese ranker dir (default: untrained, same cost)")
-    parser.add_argument("--dim", type=int, default=64, help="hashing encoder dimensions")
     parser.add_argument("--sidecar-kind", default="auto", help="FAISS index kind (auto, flat, hnsw, ivfpq)")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--torch-threads", type=int, default=1)
@@ -299,9 +303,8 @@ def main() -> None:
             secs = index_catalog(url, index, world.catalog)
             log(f"{name}: indexed {n_items} items in {secs:.1f}s")
             port = free_port()
-            spec = {"engine_url": url, "index": index, "port": port, "model": args.model,
-                    "dim": models["dim"], "sidecar": models["sidecar"], "ranker": models["ranker"],
-                    "torch_threads": args.torch_threads}
+            spec = {"engine_url": url, "index": index, "port": port, "model": models["model"],
+                    "sidecar": models["sidecar"], "ranker": models["ranker"], "torch_threads": args.torch_threads}
             child = start_child(spec)
             try:
                 results[name] = measure(queries, url, f"http://127.0.0.1:{port}", index, n_req,
@@ -318,7 +321,7 @@ def main() -> None:
 
         stop_node(info)
     summary = {"bench": "serve_latency", "items": n_items, "requests_per_pipeline": n_req,
-               "concurrency_for_qps": args.concurrency, "encoder": args.model or f"hashing-{args.dim}",
+               "concurrency_for_qps": args.concurrency, "encoder": args.model or "dsr two-tower (untrained weights)",
                "ranker": args.ranker or "siamese (untrained weights)", "sidecar_kind": models["sidecar_kind"],
                "cpu_count": os.cpu_count(), **results}
     print(json.dumps(summary))

@@ -21,12 +21,14 @@ def searcher_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--engine", "engine_url", default=None,
                      help="Cluster URL (overrides the global --engine); none or 'embedded' -> embedded."),
         click.option("--index", required=True, help="The catalog index to search."),
-        click.option("--model", "model_dir", type=_DIR, default=None,
-                     help="Trained two-tower model directory (its query tower); without it, term-only."),
+        click.option("--model", default="minilm", show_default=True,
+                     help="Query encoder, the one used by `dsr ingest`: a trained model directory, 'minilm', "
+                          "'hashing[:DIM]', or 'none' (term-only)."),
         click.option("--ranker", "ranker_dir", type=_DIR, default=None,
                      help="Siamese ranker directory; without it, fused order."),
         click.option("--sidecar", default=None,
-                     help="FAISS sidecar directory or http(s) URL; without it, the engine's own kNN."),
+                     help="FAISS sidecar directory or http(s) URL (default: DATA_DIR/sidecar/INDEX when it "
+                          "exists, else the engine's own kNN)."),
         click.option("--fusion", type=click.Choice(["rrf", "linear"]), default="rrf", show_default=True,
                      help="Default fusion of term and vector hits."),
         click.option("--rrf-k", type=click.IntRange(min=1), default=60, show_default=True,
@@ -48,7 +50,7 @@ def build_settings(conn: ConnectionSettings, **opts: Any) -> Any:
         extra["max_body_bytes"] = int(opts["max_body_mb"] * 1024 * 1024)
     default_k = min(100, opts["max_k"])
     return ServeSettings(
-        connection=conn.with_engine(opts["engine_url"]), index=opts["index"], model_dir=opts["model_dir"],
+        connection=conn.with_engine(opts["engine_url"]), index=opts["index"], model=opts["model"],
         ranker_dir=opts["ranker_dir"], sidecar=opts["sidecar"],
         limits=Limits(max_k=opts["max_k"], default_k=default_k, default_rerank_top=default_k),
         fusion=FusionConfig(mode=opts["fusion"], rrf_k=opts["rrf_k"]), **extra,

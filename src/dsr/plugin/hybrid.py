@@ -2,8 +2,8 @@
 
 Built by composition (as pyserini's hybrid searcher is): it is handed a `SearchBackend`, an index
 name, a query `Encoder`, a `VectorIndex` sidecar (or told to use the engine's own kNN) and
-optionally a `Reranker`, once per process; a search only runs them. The term side and the vector
-side run concurrently on a small thread pool owned by the searcher.
+optionally a `Reranker`, once per process; a search only runs them. The term search runs on a
+small thread pool owned by the searcher while the vector side and its `mget` run.
 
 Filters apply to both sides: the backend filters the term query (and its own kNN); sidecar
 neighbours are over-fetched, their sources fetched with `mget`, and filtered here with the same
@@ -138,7 +138,7 @@ class HybridSearcher:
         self.rerank_top = rerank_top
         self.overfetch = max(1, overfetch)
         self.embedding_field = embedding_field
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dsr-hybrid")
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="dsr-hybrid")
 
     @property
     def vector_source(self) -> str:
@@ -188,22 +188,21 @@ class HybridSearcher:
         degraded = False
         started = time.perf_counter()
 
-        vector_future: Future[tuple[list[Hit], np.ndarray | None]] | None = None
-        if self.vector_source != VECTOR_NONE and knn_k > 0 and query.strip():
-            vector_future = self._pool.submit(self._vector_side, query, user, filters, knn_k, timings)
-
-        t0 = time.perf_counter()
-        term_hits: list[Hit] = []
-        if term_k > 0 and (query.strip() or term_query is not None):
-            term_hits = self.backend.term_search(self.index, query, size=term_k, filters=filters,
-                                                 query=term_query)
-        timings["term"] = _ms(t0)
+        run_vector = self.vector_source != VECTOR_NONE and knn_k > 0 and bool(query.strip())
+        run_term = term_k > 0 and (bool(query.strip()) or term_query is not None)
+        # The term search starts first, in the background. The sidecar is in-process and fast, so its
+        # neighbours are found meanwhile and their sources fetched while the term search still runs:
+        # the wall time is max(term, vector + mget) rather than their sum.
+        term_future: Future[list[Hit]] | None = None
+        if run_term:
+            term_future = self._pool.submit(self._term_side, query, term_k, filters, term_query, timings)
 
         vector_hits: list[Hit] = []
         query_vector: np.ndarray | None = None
-        if vector_future is not None:
+        fetched: dict[str, Mapping[str, Any]] = {}
+        if run_vector:
             try:
-                vector_hits, query_vector = vector_future.result()
+                vector_hits, query_vector = self._vector_side(query, user, filters, knn_k, timings)
             except (DsrError, OSError, RuntimeError, ValueError) as e:
                 # the sidecar (or the engine's kNN) failing must not fail the search
                 if isinstance(e, EngineError) and self.vectors is None:
@@ -214,21 +213,22 @@ class HybridSearcher:
                 warnings.append(f"vector search unavailable ({type(e).__name__}: {e}); "
                                 "results are term-only")
                 vector_hits = []
-
-        sources: dict[str, Mapping[str, Any]] = {h.id: h.source for h in term_hits}
         t0 = time.perf_counter()
-        missing = [h.id for h in vector_hits if h.id not in sources and not h.source]
+        missing = [h.id for h in vector_hits if not h.source]
         if missing:
-            fetched = self.backend.mget(self.index, missing)
+            fetched = dict(self.backend.mget(self.index, missing))
             gone = [i for i in missing if i not in fetched]
             if gone:
                 warnings.append(f"{len(gone)} vector neighbour(s) not found in index {self.index!r} "
                                 "(sidecar out of sync); skipped")
-            sources.update(fetched)
-        for h in vector_hits:
-            if h.source and h.id not in sources:
-                sources[h.id] = h.source
         timings["mget"] = _ms(t0)
+
+        term_hits: list[Hit] = term_future.result() if term_future is not None else []
+        sources: dict[str, Mapping[str, Any]] = dict(fetched)
+        for h in vector_hits:
+            if h.source:
+                sources.setdefault(h.id, h.source)
+        sources.update({h.id: h.source for h in term_hits})
         vector_hits = [h for h in vector_hits if h.id in sources]
         if filters and self.vectors is not None:
             vector_hits = [h for h in vector_hits if matches_filters(sources[h.id], filters)]
@@ -275,6 +275,14 @@ class HybridSearcher:
                             vector_hits=len(vector_hits), vector_source=self.vector_source,
                             reranked=reranked, fusion=fusion, degraded=degraded,
                             warnings=tuple(warnings), timings_ms=timings)
+
+    def _term_side(self, query: str, term_k: int, filters: Filters | None,
+                   term_query: Mapping[str, Any] | None, timings: dict[str, float]) -> list[Hit]:
+        t0 = time.perf_counter()
+        try:
+            return self.backend.term_search(self.index, query, size=term_k, filters=filters, query=term_query)
+        finally:
+            timings["term"] = _ms(t0)
 
     def _vector_side(self, query: str, user: Mapping[str, Any] | None, filters: Filters | None,
                      knn_k: int, timings: dict[str, float]) -> tuple[list[Hit], np.ndarray]:

@@ -10,21 +10,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dsr.errors import ModelFormatError, UsageError, VectorIndexError
+from dsr.errors import ModelFormatError, VectorIndexError
 from dsr.plugin.hybrid import HybridSearcher
 from dsr.plugin.server.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
 
-def load_query_encoder(model_dir: Path) -> Any:
-    """The query side of a trained two-tower model directory (an `Encoder`)."""
-    import dsr.encoders as encoders
+def load_query_encoder(spec: str | Path) -> Any:
+    """The query encoder named as `dsr ingest --model` names it (the same spec must be used for both)."""
+    from dsr.ingest.encoding import resolve_encoder
 
-    loader = getattr(encoders, "load_encoder", None)
-    if loader is None:
-        raise ModelFormatError(f"cannot load {model_dir}: this build of dsr has no two-tower model loader")
-    return loader(Path(model_dir))
+    return resolve_encoder(spec)
 
 
 def load_ranker(ranker_dir: Path) -> Any:
@@ -50,14 +47,19 @@ def connect_backend(settings: ServeSettings) -> Any:
 
 
 def build_searcher(settings: ServeSettings, *, backend: Any = None) -> HybridSearcher:
-    """The searcher `settings` describe. Without a model the vector side is off (term-only, said so);
-    with a model but no sidecar, the engine's own kNN on the embedding field is used."""
+    """The searcher `settings` describe. The vector side uses the sidecar (given, or the one `dsr ingest`
+    wrote for this index), else the engine's own kNN on the embedding field; `--model none` turns it off."""
     if backend is None:
         backend = connect_backend(settings)
-    encoder = load_query_encoder(settings.model_dir) if settings.model_dir else None
-    vectors = open_vectors(settings.sidecar) if settings.sidecar else None
-    if vectors is not None and encoder is None:
-        raise UsageError("--sidecar needs --model: the query tower that matches the sidecar's vectors")
+    sidecar = settings.sidecar
+    if sidecar is None:
+        from dsr.sidecar import default_sidecar_dir
+
+        default = default_sidecar_dir(settings.connection.data_dir, settings.index)
+        sidecar = str(default) if default.is_dir() else None
+    use_model = settings.model not in (None, "", "none")
+    encoder = load_query_encoder(settings.model) if use_model else None  # type: ignore[arg-type]
+    vectors = open_vectors(sidecar) if sidecar and encoder is not None else None
     if encoder is not None and vectors is not None:
         try:
             dim = vectors.dim
@@ -65,11 +67,11 @@ def build_searcher(settings: ServeSettings, *, backend: Any = None) -> HybridSea
             log.warning("cannot reach the sidecar to check its dimensions: %s", e)
             dim = encoder.dim
         if dim != encoder.dim:
-            raise ModelFormatError(f"the model's vectors have {encoder.dim} dimensions but the sidecar "
-                                   f"holds {dim}; they were not built together")
+            raise ModelFormatError(f"the query encoder ({settings.model}) gives {encoder.dim} dimensions but "
+                                   f"the sidecar {sidecar} holds {dim}; serve with the --model used to ingest")
     ranker = load_ranker(settings.ranker_dir) if settings.ranker_dir else None
     if encoder is None:
-        log.warning("no --model given: dsr searches are term-only (plus re-ranking if --ranker is given)")
+        log.warning("--model none: dsr searches are term-only (plus re-ranking if --ranker is given)")
     return HybridSearcher(
         backend, settings.index, encoder, vectors, ranker,
         engine_knn=encoder is not None and vectors is None and backend.flavor != "embedded",

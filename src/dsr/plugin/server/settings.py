@@ -16,9 +16,9 @@ class ServeSettings:
 
     connection: ConnectionSettings
     index: str
-    model_dir: Path | None = None  # trained two-tower model (query tower used); None -> term only
+    model: str | None = "minilm"  # as `dsr ingest --model`: a model dir, 'minilm', 'hashing[:DIM]'; None -> term only
     ranker_dir: Path | None = None  # Siamese ranker; None -> fused order
-    sidecar: str | None = None  # sidecar directory or http(s) URL; None -> the engine's own kNN
+    sidecar: str | None = None  # directory or http(s) URL; None -> DATA_DIR/sidecar/INDEX if present, else engine kNN
     host: str = "127.0.0.1"
     port: int = 9400
     max_body_bytes: int = 100 * 1024 * 1024  # Elasticsearch's default http.max_content_length
