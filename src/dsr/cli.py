@@ -15,6 +15,8 @@ import click
 
 # name -> "module:attribute"; each module holds one thin click command or group.
 COMMANDS: dict[str, str] = {
+    "train": "dsr.commands.train:train",
+    "encode": "dsr.commands.encode:encode",
     "eval": "dsr.commands.eval:eval_command",
     "serve": "dsr.commands.serve:serve",
     "search": "dsr.commands.search:search",
@@ -27,6 +29,8 @@ COMMANDS: dict[str, str] = {
 }
 
 HELP: dict[str, str] = {
+    "train": "Train the retrieval towers (and other models) from search logs and judgments.",
+    "encode": "Write item embeddings of a catalog with a trained two-tower model.",
     "eval": "Compare retrieval pipelines on judged queries (NDCG@10, recall@100, MRR@10) with a report.",
     "serve": "Serve an Elasticsearch-compatible endpoint that adds hybrid search (ext.dsr).",
     "search": "Run one hybrid search and print the hits with per-stage scores.",
