@@ -1,0 +1,219 @@
+"""The ranker's declared feature set for one (user, query, candidate).
+
+Three groups, as in DPR: (1) numeric features — a declared list with a default each, shared by the
+XGBoost baseline and the neural tower so the two compare on the same inputs; (2) the query's and
+the item's text as hashed unigram + bigram ids (sum-pooled embeddings in the tower); (3) the user's
+recent click stream as the ids of the clicked items, sum-pooled the same way. A missing or
+non-numeric catalog value takes its declared default and a `has_*` flag says so; a final
+finite-check is the last guard, so no NaN or infinity ever reaches a model.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from dsr.catalog import Item, item_text, numeric_field
+from dsr.reranker.base import Candidate
+from dsr.text import hashed_ngram_ids, stable_hash, term_overlap
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    name: str
+    default: float
+    doc: str
+
+
+NUMERIC_FEATURES: tuple[NumericFeature, ...] = (
+    NumericFeature("log_price", 0.0, "log1p(price); default when the row has no price"),
+    NumericFeature("has_price", 0.0, "1 when the row has a price"),
+    NumericFeature("price_rank", 0.5, "price rank among the candidates with a price, 0 cheapest .. 1 dearest"),
+    NumericFeature("log_popularity", 0.0, "log1p of the catalog's popularity / sales / review count"),
+    NumericFeature("has_popularity", 0.0, "1 when the row has a popularity figure"),
+    NumericFeature("ctr", 0.0, "the catalog's past click-through rate"),
+    NumericFeature("cvr", 0.0, "the catalog's past conversion rate"),
+    NumericFeature("rating", 0.0, "the catalog's average rating"),
+    NumericFeature("user_price_level", 0.0, "the user's price level, log1p scale (given, or mean of recent clicks)"),
+    NumericFeature("has_user_price_level", 0.0, "1 when the user's price level is known"),
+    NumericFeature("price_gap", 0.0, "|log_price - user_price_level| when both are known"),
+    NumericFeature("bm25", 0.0, "first-stage term score"),
+    NumericFeature("bm25_rel", 0.0, "term score / the best term score among the candidates"),
+    NumericFeature("has_bm25", 0.0, "1 when the term stage scored the candidate"),
+    NumericFeature("dsr", 0.0, "first-stage DSR similarity (query-item dot product)"),
+    NumericFeature("has_dsr", 0.0, "1 when the DSR similarity is known"),
+    NumericFeature("log_fused_rank", 0.0, "log1p of the 0-based rank after fusion"),
+    NumericFeature("fused_rr", 1.0, "1 / (1 + fused rank)"),
+    NumericFeature("title_overlap", 0.0, "share of query tokens in the title (cross feature)"),
+    NumericFeature("text_overlap", 0.0, "share of query tokens in title + brand + category (cross feature)"),
+)
+NUMERIC_NAMES: tuple[str, ...] = tuple(f.name for f in NUMERIC_FEATURES)
+NUMERIC_DEFAULTS: Mapping[str, float] = {f.name: f.default for f in NUMERIC_FEATURES}
+
+PAD = 0
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """What the extractor reads; saved with every model so serving extracts exactly the same."""
+
+    buckets: int = 1 << 16
+    query_len: int = 16
+    item_len: int = 32
+    click_depth: int = 5
+    popularity_fields: tuple[str, ...] = ("popularity", "sales", "sales_volume", "review_count")
+    rating_fields: tuple[str, ...] = ("rating", "review_average")
+    ctr_field: str = "ctr"
+    cvr_field: str = "cvr"
+    numeric: tuple[str, ...] = field(default=NUMERIC_NAMES)
+
+    def to_config(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> FeatureConfig:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+
+    @property
+    def click_len(self) -> int:
+        return self.click_depth * (self.item_len + 1)
+
+
+@dataclass(frozen=True)
+class GroupFeatures:
+    """Features of one query's candidates: numeric [n, F] plus padded id matrices."""
+
+    numeric: np.ndarray  # float32 [n, F]
+    query_ids: np.ndarray  # int64 [query_len]
+    item_ids: np.ndarray  # int64 [n, item_len + 1]
+    click_ids: np.ndarray  # int64 [click_len]
+
+
+def _first_number(item: Item, names: Sequence[str]) -> float | None:
+    for name in names:
+        v = numeric_field(item, name, default=math.nan)
+        if math.isfinite(v):
+            return v
+    return None
+
+
+class FeatureExtractor:
+    """Turns (query, candidates, user) into `GroupFeatures`; item ids are cached per item."""
+
+    def __init__(self, config: FeatureConfig | None = None, catalog: Mapping[str, Item] | None = None):
+        self.config = config or FeatureConfig()
+        unknown = set(self.config.numeric) - set(NUMERIC_NAMES)
+        if unknown:
+            raise ValueError(f"unknown numeric features {sorted(unknown)}; declared: {list(NUMERIC_NAMES)}")
+        self.catalog = catalog or {}
+        self._cols = [NUMERIC_NAMES.index(n) for n in self.config.numeric]
+        self._item_ids = lru_cache(maxsize=200_000)(self._item_ids_uncached)
+
+    # -- ids ---------------------------------------------------------------------------------
+    def _item_ids_uncached(self, item_id: str, text: str) -> tuple[int, ...]:
+        cfg = self.config
+        ids = hashed_ngram_ids(text, cfg.buckets)[: cfg.item_len]
+        return (stable_hash("id:" + item_id, cfg.buckets), *ids)
+
+    def item_ids(self, item: Item) -> tuple[int, ...]:
+        return self._item_ids(str(item.get("id", "")), item_text(item))
+
+    def query_ids(self, query: str) -> np.ndarray:
+        out = np.full(self.config.query_len, PAD, dtype=np.int64)
+        ids = hashed_ngram_ids(query, self.config.buckets)[: self.config.query_len]
+        out[: len(ids)] = ids
+        return out
+
+    def recent_items(self, user: Mapping[str, Any] | None) -> list[Item]:
+        """The user's recent clicks as items: ids resolved through the catalog, mappings as given."""
+        out: list[Item] = []
+        for entry in (user or {}).get("recent_clicks", ())[: self.config.click_depth]:
+            if isinstance(entry, Mapping):
+                out.append(entry)
+            else:
+                out.append(self.catalog.get(str(entry), {"id": str(entry)}))
+        return out
+
+    def click_ids(self, recent: Sequence[Item]) -> np.ndarray:
+        out = np.full(self.config.click_len, PAD, dtype=np.int64)
+        flat = [i for item in recent for i in self.item_ids(item)][: self.config.click_len]
+        out[: len(flat)] = flat
+        return out
+
+    # -- numeric -----------------------------------------------------------------------------
+    def user_price_level(self, user: Mapping[str, Any] | None, recent: Sequence[Item]) -> float | None:
+        given = (user or {}).get("price_level")
+        if isinstance(given, int | float) and not isinstance(given, bool) and math.isfinite(given):
+            return float(given)
+        prices = [numeric_field(it, "price", math.nan) for it in recent]
+        prices = [math.log1p(p) for p in prices if math.isfinite(p) and p >= 0]
+        return sum(prices) / len(prices) if prices else None
+
+    def numeric(self, query: str, candidates: Sequence[Candidate], user: Mapping[str, Any] | None,
+                recent: Sequence[Item]) -> np.ndarray:
+        cfg = self.config
+        n = len(candidates)
+        rows = np.tile(np.array([f.default for f in NUMERIC_FEATURES], dtype=np.float64), (n, 1))
+        col = {name: k for k, name in enumerate(NUMERIC_NAMES)}
+        level = self.user_price_level(user, recent)
+        prices = [numeric_field(c.item, "price", math.nan) for c in candidates]
+        priced = sorted(p for p in prices if math.isfinite(p))
+        bm25s = [c.bm25 for c in candidates if c.bm25 is not None and math.isfinite(c.bm25)]
+        best_bm25 = max(bm25s) if bm25s else 0.0
+        for r, (c, price) in enumerate(zip(candidates, prices, strict=True)):
+            row = rows[r]
+            if math.isfinite(price) and price >= 0:
+                row[col["log_price"]] = math.log1p(price)
+                row[col["has_price"]] = 1.0
+                if len(priced) > 1:
+                    row[col["price_rank"]] = bisect_left(priced, price) / (len(priced) - 1)
+                if level is not None:
+                    row[col["price_gap"]] = abs(math.log1p(price) - level)
+            pop = _first_number(c.item, cfg.popularity_fields)
+            if pop is not None and pop >= 0:
+                row[col["log_popularity"]] = math.log1p(pop)
+                row[col["has_popularity"]] = 1.0
+            for name, fields in (("ctr", (cfg.ctr_field,)), ("cvr", (cfg.cvr_field,)), ("rating", cfg.rating_fields)):
+                v = _first_number(c.item, fields)
+                if v is not None:
+                    row[col[name]] = v
+            if level is not None:
+                row[col["user_price_level"]] = level
+                row[col["has_user_price_level"]] = 1.0
+            if c.bm25 is not None and math.isfinite(c.bm25):
+                row[col["bm25"]] = c.bm25
+                row[col["has_bm25"]] = 1.0
+                row[col["bm25_rel"]] = c.bm25 / best_bm25 if best_bm25 > 0 else 0.0
+            if c.dsr is not None and math.isfinite(c.dsr):
+                row[col["dsr"]] = c.dsr
+                row[col["has_dsr"]] = 1.0
+            rank = max(0, int(c.fused_rank))
+            row[col["log_fused_rank"]] = math.log1p(rank)
+            row[col["fused_rr"]] = 1.0 / (1.0 + rank)
+            row[col["title_overlap"]] = term_overlap(query, str(c.item.get("title") or ""))
+            row[col["text_overlap"]] = term_overlap(query, item_text(c.item))
+        defaults = np.array([f.default for f in NUMERIC_FEATURES])
+        rows = np.where(np.isfinite(rows), rows, defaults)  # the last guard: never NaN/inf
+        return rows[:, self._cols].astype(np.float32)
+
+    # -- all ---------------------------------------------------------------------------------
+    def extract(self, query: str, candidates: Sequence[Candidate],
+                user: Mapping[str, Any] | None = None) -> GroupFeatures:
+        cfg = self.config
+        recent = self.recent_items(user)
+        item_ids = np.full((len(candidates), cfg.item_len + 1), PAD, dtype=np.int64)
+        for r, c in enumerate(candidates):
+            ids = self.item_ids(c.item)
+            item_ids[r, : len(ids)] = ids
+        return GroupFeatures(
+            numeric=self.numeric(query, candidates, user, recent),
+            query_ids=self.query_ids(query),
+            item_ids=item_ids,
+            click_ids=self.click_ids(recent),
+        )

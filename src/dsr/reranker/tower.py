@@ -1,0 +1,70 @@
+"""The ranking tower: features -> 3 ReLU layers -> one logit.
+
+The same module is the serving scorer (one tower, each candidate scored once) and both arms of
+the Siamese training step (shared weights, applied to a and b). Text and click-stream ids go through
+one shared hashed embedding table, sum-pooled; the input layer also carries the element-wise
+products query*item and clicks*item, so a shallow MLP can express "matches the query" and "like
+what this user clicked" without having to learn multiplication.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TowerConfig:
+    n_numeric: int
+    use_text: bool = True  # False: numeric features only ("siamese_numeric")
+    buckets: int = 1 << 16
+    dim: int = 32
+    hidden: tuple[int, int, int] = (256, 128, 64)
+
+    def to_config(self) -> dict[str, Any]:
+        return {**asdict(self), "hidden": list(self.hidden)}
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> TowerConfig:
+        return cls(**{**cfg, "hidden": tuple(cfg["hidden"])})
+
+
+class RankerTower(nn.Module):
+    def __init__(self, config: TowerConfig):
+        super().__init__()
+        self.config = config
+        self.register_buffer("numeric_mean", torch.zeros(config.n_numeric))
+        self.register_buffer("numeric_std", torch.ones(config.n_numeric))
+        width = config.n_numeric
+        if config.use_text:
+            self.embedding = nn.Embedding(config.buckets, config.dim, padding_idx=0)
+            nn.init.normal_(self.embedding.weight, std=0.05)
+            with torch.no_grad():
+                self.embedding.weight[0].zero_()
+            width += 5 * config.dim
+        h1, h2, h3 = config.hidden
+        self.mlp = nn.Sequential(
+            nn.Linear(width, h1), nn.ReLU(),
+            nn.Linear(h1, h2), nn.ReLU(),
+            nn.Linear(h2, h3), nn.ReLU(),
+            nn.Linear(h3, 1),
+        )
+
+    def set_normalisation(self, numeric: torch.Tensor) -> None:
+        """Standardise numeric inputs with the training set's mean/std (stored with the weights)."""
+        self.numeric_mean.copy_(numeric.mean(0))
+        self.numeric_std.copy_(numeric.std(0).clamp_min(1e-3))
+
+    def forward(self, numeric: torch.Tensor, query_ids: torch.Tensor | None = None,
+                item_ids: torch.Tensor | None = None, click_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [B] for rows: numeric [B, F], ids [B, L] (0 = padding)."""
+        x = (numeric - self.numeric_mean) / self.numeric_std
+        if self.config.use_text:
+            q = self.embedding(query_ids).sum(1)
+            i = self.embedding(item_ids).sum(1)
+            c = self.embedding(click_ids).sum(1)
+            x = torch.cat([x, q, i, c, q * i, c * i], dim=1)
+        return self.mlp(x).squeeze(1)
