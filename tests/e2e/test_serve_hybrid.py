@@ -245,3 +245,16 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_a_sidecar_neighbour_missing_from_the_index_is_skipped_with_a_warning(indexed, serve_thread):
+    backend, index, sidecar = indexed
+    ghost = HashingEncoder(DIM).encode_queries(["purple unicorn slippers"])
+    sidecar.upsert(["ghost-1"], ghost)  # in the sidecar, never written to the index
+    with serve_thread(make_app(backend, index, sidecar)) as url:
+        r = httpx.post(f"{url}/{index}/_search",
+                       json={"size": 5, "ext": {"dsr": {"text": "purple unicorn slippers", "k": 10}}})
+    assert r.status_code == 200, r.text
+    assert "ghost-1" not in [h["_id"] for h in r.json()["hits"]["hits"]]
+    assert "not found in index" in r.headers["warning"]
+    assert r.json()["ext"]["dsr"]["degraded"] is False

@@ -213,14 +213,15 @@ class HybridSearcher:
                 warnings.append(f"vector search unavailable ({type(e).__name__}: {e}); "
                                 "results are term-only")
                 vector_hits = []
+        # With filters, sidecar neighbours need their sources before fusion (to be filtered), fetched
+        # while the term search runs. Without, only the candidates that will be shown or re-ranked
+        # need sources, fetched after fusion: far fewer documents (a page instead of the pool).
+        early = bool(filters) and self.vectors is not None
         t0 = time.perf_counter()
-        missing = [h.id for h in vector_hits if not h.source]
+        missing = [h.id for h in vector_hits if not h.source] if early else []
         if missing:
             fetched = dict(self.backend.mget(self.index, missing))
-            gone = [i for i in missing if i not in fetched]
-            if gone:
-                warnings.append(f"{len(gone)} vector neighbour(s) not found in index {self.index!r} "
-                                "(sidecar out of sync); skipped")
+            self._warn_gone(set(missing) - set(fetched), warnings)
         timings["mget"] = _ms(t0)
 
         term_hits: list[Hit] = term_future.result() if term_future is not None else []
@@ -229,8 +230,8 @@ class HybridSearcher:
             if h.source:
                 sources.setdefault(h.id, h.source)
         sources.update({h.id: h.source for h in term_hits})
-        vector_hits = [h for h in vector_hits if h.id in sources]
-        if filters and self.vectors is not None:
+        if early:
+            vector_hits = [h for h in vector_hits if h.id in sources]
             vector_hits = [h for h in vector_hits if matches_filters(sources[h.id], filters)]
         vector_hits = vector_hits[:knn_k]
 
@@ -239,10 +240,28 @@ class HybridSearcher:
                       VECTOR: [(h.id, h.score) for h in vector_hits]}, fusion)
         timings["fuse"] = _ms(t0)
 
+        will_rerank = rerank and self.reranker is not None and rerank_top > 0
+        t0 = time.perf_counter()
+        for _ in range(3):  # a neighbour missing from the index (sidecar out of sync) forces a re-fusion
+            wanted = (fused[:rerank_top] if will_rerank else []) + fused[offset:offset + size]
+            need = list(dict.fromkeys(f.id for f in wanted if f.id not in sources))
+            if not need:
+                break
+            got = self.backend.mget(self.index, need)
+            sources.update(got)
+            gone = set(need) - set(got)
+            if not gone:
+                break
+            self._warn_gone(gone, warnings)
+            vector_hits = [h for h in vector_hits if h.id not in gone]
+            fused = fuse({TERM: [(h.id, h.score) for h in term_hits],
+                          VECTOR: [(h.id, h.score) for h in vector_hits]}, fusion)
+        timings["mget"] += _ms(t0)
+
         t0 = time.perf_counter()
         order: list[tuple[Fused, StageScore | None, float]] = [(f, None, f.score) for f in fused]
         reranked = 0
-        if rerank and self.reranker is not None and rerank_top > 0 and fused:
+        if will_rerank and fused:
             head = fused[:rerank_top]
             try:
                 scores = self._rerank(query, user, head, sources, query_vector)
@@ -275,6 +294,12 @@ class HybridSearcher:
                             vector_hits=len(vector_hits), vector_source=self.vector_source,
                             reranked=reranked, fusion=fusion, degraded=degraded,
                             warnings=tuple(warnings), timings_ms=timings)
+
+    def _warn_gone(self, gone: set[str], warnings: list[str]) -> None:
+        if gone:
+            log.warning("%d sidecar neighbour(s) missing from index %s", len(gone), self.index)
+            warnings.append(f"{len(gone)} vector neighbour(s) not found in index {self.index!r} "
+                            "(sidecar out of sync); skipped")
 
     def _term_side(self, query: str, term_k: int, filters: Filters | None,
                    term_query: Mapping[str, Any] | None, timings: dict[str, float]) -> list[Hit]:
