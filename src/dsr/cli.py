@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "ingest": "dsr.commands.ingest:ingest",
     "verify": "dsr.commands.verify:verify",
     "sidecar": "dsr.commands.sidecar:sidecar",
+    "distill": "dsr.commands.distill:distill",
 }
 
 HELP: dict[str, str] = {
@@ -40,6 +41,7 @@ HELP: dict[str, str] = {
     "ingest": "Validate, encode and write a catalog to the cluster and the vector sidecar (resumable).",
     "verify": "Compare the ids in the cluster and the sidecar; --repair re-syncs.",
     "sidecar": "Serve the FAISS vector sidecar over HTTP, or show its stats.",
+    "distill": "Distil a cross-encoder teacher into the ranker: augment pairs with teacher labels, train the student.",
 }
 
 

@@ -80,3 +80,8 @@ def retrieval(catalog: Path, logs: tuple[Path, ...], judgments: Path | None, out
     val = f", validation recall@100 {best.val_recall:.4f}" if best.val_recall is not None else ""
     click.echo(f"saved {out} ({report.triples} triples, best epoch {res.best_epoch}{val}, "
                f"{res.triples_per_s:.0f} triples/s)")
+
+
+from dsr.commands.train_teacher import teacher as _teacher  # noqa: E402
+
+train.add_command(_teacher)

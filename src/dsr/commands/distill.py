@@ -1,0 +1,117 @@
+"""`dsr distill`: label generated query-item pairs with the teacher, then train the served student."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group("distill")
+def distill() -> None:
+    """Knowledge distillation: cross-encoder teacher -> augmented pairs -> Siamese student."""
+
+
+@distill.command("augment")
+@click.option("--teacher", "teacher_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Teacher model directory (dsr train teacher).")
+@click.option("--catalog", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Catalog file (jsonl, csv or parquet).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the scored shards and the checkpoint; re-running resumes.")
+@click.option("--queries", "queries_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Queries to augment, one per line (e.g. logged queries).")
+@click.option("--judgments", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Train judgments: their queries are augmented and their judged items scored too.")
+@click.option("--index", "index_name", default=None,
+              help="Index to take BM25 candidates from (the cluster of --engine, or the embedded backend).")
+@click.option("--dsr-model", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Two-tower model for DSR neighbour candidates (with --sidecar).")
+@click.option("--sidecar", default=None, help="Vector sidecar directory or URL for DSR neighbours.")
+@click.option("--k", type=int, default=30, show_default=True, help="Candidates per query from each source.")
+@click.option("--max-new-per-query", type=int, default=None, help="Cap on unjudged candidates per query.")
+@click.option("--no-judged", is_flag=True, default=False, help="Do not score the judged items themselves.")
+@click.option("--shard-queries", type=int, default=256, show_default=True, help="Queries per shard (resume unit).")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Teacher batch size.")
+@click.option("--device", default=None, help="torch device (default: the GPU when present, else the CPU).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.pass_context
+def augment_command(ctx: click.Context, teacher_dir: Path, catalog: Path, out: Path, queries_file: Path | None,
+                    judgments: Path | None, index_name: str | None, dsr_model: Path | None, sidecar: str | None,
+                    k: int, max_new_per_query: int | None, no_judged: bool, shard_queries: int, batch_size: int,
+                    device: str | None, progress: bool) -> None:
+    """Score train queries x BM25 / DSR candidates with the teacher (batched, resumable)."""
+    from dsr.errors import UsageError
+    from dsr.reranker.distill import AugmentConfig, BackendCandidates, CrossEncoderTeacher, NeighbourCandidates, augment
+    from dsr.reranker.distill.jobs import read_catalog_map, read_graded, read_queries
+
+    def log(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    if queries_file is None and judgments is None:
+        raise UsageError("give --queries and/or --judgments: the queries to augment")
+    if (dsr_model is None) != (sidecar is None):
+        raise UsageError("DSR neighbours need both --dsr-model and --sidecar")
+    items, rejected = read_catalog_map(catalog)
+    if rejected:
+        log(f"{catalog}: {rejected} catalog rows rejected (no id or title, duplicate id, unreadable)")
+    judged = read_graded(judgments, log) if judgments else {}
+    queries = [*(read_queries(queries_file) if queries_file else []), *judged]
+    sources = []
+    if index_name:
+        from dsr.plugin.backends.factory import connect
+
+        sources.append(BackendCandidates(connect(ctx.obj), index_name))
+    if dsr_model is not None and sidecar is not None:
+        from dsr.ingest.encoding import resolve_encoder
+        from dsr.sidecar import open_vector_index
+
+        sources.append(NeighbourCandidates(resolve_encoder(dsr_model, device=device), open_vector_index(sidecar)))
+    teacher = CrossEncoderTeacher.load(teacher_dir, device=device)
+    cfg = AugmentConfig(k=k, max_new_per_query=max_new_per_query, include_judged=not no_judged,
+                        shard_queries=shard_queries, batch_size=batch_size)
+    report = augment(queries, teacher, items, out, sources=sources, judged=judged, config=cfg, progress=progress)
+    click.echo(f"augmented {out}: {report.summary()}")
+
+
+@distill.command("train")
+@click.option("--scored", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder written by `dsr distill augment`.")
+@click.option("--catalog", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Catalog file (jsonl, csv or parquet).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Ranker model directory to write (loads and serves as the normal Siamese ranker).")
+@click.option("--max-pairs-per-query", type=int, default=200, show_default=True)
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--dim", type=int, default=32, show_default=True, help="Hashed text embedding size.")
+@click.option("--hidden", default="256,128,64", show_default=True, help="The three ReLU layer sizes.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def train_command(scored: Path, catalog: Path, out: Path, max_pairs_per_query: int, epochs: int, batch_size: int,
+                  lr: float, dim: int, hidden: str, seed: int, progress: bool) -> None:
+    """Train the Siamese student to match the teacher's margins (margin-MSE)."""
+    from dsr.errors import UsageError
+    from dsr.reranker.distill import StudentTrainConfig, margin_groups, read_scored, train_student
+    from dsr.reranker.distill.jobs import read_catalog_map
+    from dsr.reranker.features import FeatureConfig, FeatureExtractor
+
+    try:
+        sizes = tuple(int(h) for h in hidden.split(","))
+    except ValueError:
+        sizes = ()
+    if len(sizes) != 3 or min(sizes) < 1:
+        raise UsageError(f"--hidden needs three positive sizes, e.g. 256,128,64 (got {hidden!r})")
+    items, rejected = read_catalog_map(catalog)
+    if rejected:
+        click.echo(f"{catalog}: {rejected} catalog rows rejected", err=True)
+    groups, skipped = margin_groups(read_scored(scored), items, max_pairs_per_query=max_pairs_per_query, seed=seed)
+    for why, n in sorted(skipped.items()):
+        click.echo(f"skipped {n} ({why})", err=True)
+    cfg = StudentTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, hidden=sizes,  # type: ignore[arg-type]
+                             seed=seed, progress=progress)
+    ranker, summary = train_student(groups, FeatureExtractor(FeatureConfig(), items), cfg)
+    ranker.save(out, extra={"trained_by": "distill", "teacher_scored": str(scored)})
+    click.echo(f"saved {out} ({summary.pairs} pairs over {summary.groups} queries, {summary.epochs_run} epochs, "
+               f"final margin MSE {summary.history[-1]['train_loss']:.4f})")
