@@ -1,0 +1,74 @@
+"""The distillation commands, from files to a served student, on the synthetic world."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dsr.cli import cli
+from dsr.plugin.backends.base import IndexSpec
+from dsr.plugin.backends.embedded import EmbeddedBackend
+from dsr.reranker.base import Candidate
+from dsr.reranker.distill import CrossEncoderTeacher, read_scored
+from dsr.reranker.siamese import SiameseRanker
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("args", [["distill", "--help"], ["distill", "augment", "--help"],
+                                  ["distill", "train", "--help"], ["train", "teacher", "--help"]])
+def test_help(args):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_teacher_augment_student_from_the_command_line(tiny_world, tmp_path):
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_text("".join(json.dumps(row) + "\n" for row in tiny_world.world.catalog))
+    queries = list(tiny_world.judged)[:8]
+    judgments = tmp_path / "judgments.tsv"
+    lines = ["query\titem_id\tgrade"] + [f"{q}\t{i}\t{g}" for q in queries for i, g in tiny_world.judged[q].items()]
+    judgments.write_text("\n".join([*lines, "bad\tline\tnot-a-number"]) + "\n")
+    data_dir = tmp_path / "data"
+    backend = EmbeddedBackend(data_dir / "embedded")
+    backend.ensure_index(IndexSpec("items"))
+    assert backend.bulk_upsert("items", tiny_world.world.catalog).ok
+    backend.close()
+    runner = CliRunner()
+
+    r = runner.invoke(cli, ["train", "teacher", "--judgments", str(judgments), "--catalog", str(catalog),
+                            "--out", str(tmp_path / "teacher"), "--max-length", "16", "--max-pairs", "24",
+                            "--batch-size", "12", "--freeze-layers", "5", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "rejected" in r.output and "saved" in r.output
+    teacher = CrossEncoderTeacher.load(tmp_path / "teacher")
+    assert teacher.scale.low == 0 and teacher.scale.high == 3
+
+    r = runner.invoke(cli, ["--engine", "embedded", "--data-dir", str(data_dir), "distill", "augment",
+                            "--teacher", str(tmp_path / "teacher"), "--catalog", str(catalog),
+                            "--judgments", str(judgments), "--index", "items", "--k", "5",
+                            "--out", str(tmp_path / "scored"), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    rows = list(read_scored(tmp_path / "scored"))
+    assert {r.source for r in rows} == {"judged", "bm25"}
+    assert {r.query for r in rows} == set(queries)
+
+    r = runner.invoke(cli, ["distill", "train", "--scored", str(tmp_path / "scored"), "--catalog", str(catalog),
+                            "--out", str(tmp_path / "student"), "--epochs", "2", "--hidden", "16,8,4",
+                            "--no-progress"])
+    assert r.exit_code == 0, r.output
+    student = SiameseRanker.load(tmp_path / "student", catalog=tiny_world.catalog)
+    scores = student.score(queries[0], [Candidate(item=tiny_world.catalog[i]) for i in tiny_world.judged[queries[0]]])
+    assert scores.shape == (len(tiny_world.judged[queries[0]]),) and np.isfinite(scores).all()
+
+
+def test_augment_without_queries_is_a_usage_error(tmp_path):
+    catalog = tmp_path / "c.jsonl"
+    catalog.write_text('{"id": "1", "title": "x"}\n')
+    (tmp_path / "t").mkdir()
+    r = CliRunner().invoke(cli, ["distill", "augment", "--teacher", str(tmp_path / "t"), "--catalog", str(catalog),
+                                 "--out", str(tmp_path / "o")])
+    assert r.exit_code != 0
+    assert "--queries" in str(r.exception) or "--queries" in r.output
