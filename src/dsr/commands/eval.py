@@ -53,9 +53,7 @@ import click
     default=None,
     help="Evaluate this many queries (overrides --quick).",
 )
-@click.option(
-    "--engine", "engine_url", default=None, help="Cluster URL or 'embedded' (overrides the global --engine)."
-)
+@click.option("--engine", "engine_url", default=None, help="Cluster URL or 'embedded' (overrides the global --engine).")
 @click.option(
     "--model",
     "model_dir",
@@ -144,5 +142,5 @@ def eval_command(
     for res in results:
         for note in res.notes:
             click.echo(f"note ({res.dataset}): {note}")
-        click.echo(f"{res.dataset} {res.split}: {res.seconds:.1f} s")
+        click.echo(f"{res.dataset} {res.split}: {res.seconds:.1f} s (shared setup {res.setup_s:.1f} s)")
     click.echo(f"report: {paths['markdown']}  json: {paths['json']}")

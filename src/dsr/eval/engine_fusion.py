@@ -22,7 +22,6 @@ import numpy as np
 
 from dsr.settings import ConnectionSettings
 
-TEXT_FIELDS = ["title^2", "description", "brand", "category"]
 PIPELINE_ID = "dsr-eval-hybrid"
 
 
@@ -91,7 +90,10 @@ class EngineFusion:
         self.http = _Http(settings)
 
     def _text_query(self, text: str) -> dict[str, Any]:
-        return {"multi_match": {"query": text, "fields": TEXT_FIELDS}}
+        """The same default query as the bm25 pipeline (the backend's own multi_match)."""
+        from dsr.plugin.backends.cluster import term_query
+
+        return term_query(text, None, None)
 
     def _es_body(self, text: str, vector: np.ndarray, k: int, num_candidates: int) -> dict[str, Any]:
         return {

@@ -89,6 +89,7 @@ class EvalContext:
         progress: bool = True,
         num_candidates: int = 200,
         index_prefix: str = "dsr-eval",
+        backend: Any = None,
     ) -> None:
         self.dataset = dataset
         self.settings = settings
@@ -100,6 +101,8 @@ class EvalContext:
         self.num_candidates = num_candidates
         self.index_prefix = index_prefix
         self.notes: list[str] = []
+        if backend is not None:
+            self.__dict__["backend"] = backend  # an already connected SearchBackend (tests, services)
 
     # -- catalog ---------------------------------------------------------------------------------
     @cached_property
@@ -124,9 +127,7 @@ class EvalContext:
         mod = _require("dsr.plugin.backends", "every engine pipeline")
         connect = getattr(mod, "connect", None)
         if connect is None:
-            raise PipelineUnavailable(
-                "dsr.plugin.backends.connect is not available yet (the backends have not landed)"
-            )
+            raise PipelineUnavailable("dsr.plugin.backends.connect is not available yet (the backends have not landed)")
         return connect(self.settings)
 
     @cached_property
@@ -191,8 +192,7 @@ class EvalContext:
         if failures:
             first = "; ".join(f"{f.id}: {f.reason}" for f in failures[:3])
             raise EngineError(
-                f"{len(failures)} of {len(self.items)} documents were not indexed into {name} "
-                f"(first: {first})"
+                f"{len(failures)} of {len(self.items)} documents were not indexed into {name} (first: {first})"
             )
 
     # -- trained models --------------------------------------------------------------------------
@@ -207,9 +207,7 @@ class EvalContext:
 
     @cached_property
     def trained_encoder(self) -> Any:
-        path = self._model_path(
-            self.model_dir, "retrieval", "the dsr pipelines", "--model", "dsr train retrieval"
-        )
+        path = self._model_path(self.model_dir, "retrieval", "the dsr pipelines", "--model", "dsr train retrieval")
         return load_trained_encoder(path)
 
     @cached_property
@@ -220,9 +218,11 @@ class EvalContext:
         from dsr.sidecar.faiss_index import FaissIndex
 
         encoder = self.trained_encoder
-        model_path = (
-            self.model_dir or Path(self.settings.data_dir) / "models" / self.dataset.name / "retrieval"
-        )
+        model_path = self.model_dir or Path(self.settings.data_dir) / "models" / self.dataset.name / "retrieval"
+        backbone = getattr(getattr(getattr(encoder, "config", None), "features", None), "backbone", None)
+        if backbone == "minilm":
+            # the towers read MiniLM vectors as an input: reuse the cached ones instead of re-encoding
+            encoder = _WithBackbone(encoder, self.items, self.untuned_item_vectors)
         vectors = item_embeddings(
             encoder,
             self.items,
@@ -250,25 +250,9 @@ def _model_kind(path: Path) -> str:
 
 
 def load_trained_encoder(path: Path) -> Any:
-    """The two-tower model of a `dsr train retrieval` directory, via the encoders package's loader."""
-    mod = _require("dsr.encoders", "the dsr pipelines (trained towers)")
-    for name in ("load_encoder", "load_model", "load_towers"):
-        loader = getattr(mod, name, None)
-        if callable(loader):
-            return loader(path)
-    for module_name, cls_name in (
-        ("dsr.encoders.model", "TwoTowerEncoder"),
-        ("dsr.encoders.towers", "TwoTowerEncoder"),
-        ("dsr.encoders.towers", "TwoTowerModel"),
-    ):
-        try:
-            cls = getattr(importlib.import_module(module_name), cls_name)
-        except (ImportError, AttributeError):
-            continue
-        return cls.load(path)
-    raise PipelineUnavailable(
-        f"no loader for the trained towers in dsr.encoders (kind {_model_kind(path)!r} at {path})"
-    )
+    """The two-tower model of a `dsr train retrieval` directory (`dsr.encoders.model.TwoTowerModel`)."""
+    model = _require("dsr.encoders.model", "the dsr pipelines (trained towers)")
+    return model.TwoTowerModel.load(path)
 
 
 def load_reranker(path: Path, catalog: dict[str, Item]) -> Any:
@@ -284,6 +268,20 @@ def load_reranker(path: Path, catalog: dict[str, Item]) -> Any:
         return XGBoostRanker.load(path)
     siamese = _require("dsr.reranker.siamese", "hybrid+rerank")
     return siamese.SiameseRanker.load(path, catalog=catalog)
+
+
+class _WithBackbone:
+    """A trained model's item side fed with precomputed (cached) backbone vectors of the same items."""
+
+    def __init__(self, model: Any, items: Sequence[Item], backbone: np.ndarray) -> None:
+        self.model = model
+        self.dim = model.dim
+        self.row = {str(it["id"]): i for i, it in enumerate(items)}
+        self.backbone = backbone
+
+    def encode_items(self, items: Sequence[Item]) -> np.ndarray:
+        rows = [self.row[str(it["id"])] for it in items]
+        return self.model.encode_items(items, backbone=self.backbone[rows])
 
 
 # -- pipelines -------------------------------------------------------------------------------------
@@ -319,9 +317,7 @@ class KnnUntunedPipeline:
         return {
             q: ranked_run(
                 h.id
-                for h in backend.knn_search(
-                    self.index, vectors[i], k=k, num_candidates=max(k, self.ctx.num_candidates)
-                )
+                for h in backend.knn_search(self.index, vectors[i], k=k, num_candidates=max(k, self.ctx.num_candidates))
             )
             for i, q in enumerate(_progress(queries, self.name, self.ctx.progress))
         }
@@ -430,9 +426,7 @@ REGISTRY: dict[str, PipelineSpec] = {
     spec.name: spec
     for spec in (
         PipelineSpec("bm25", "the engine's BM25 (multi_match) — the baseline", Bm25Pipeline),
-        PipelineSpec(
-            "knn-untuned", "off-the-shelf MiniLM embeddings, the engine's own kNN", KnnUntunedPipeline, True
-        ),
+        PipelineSpec("knn-untuned", "off-the-shelf MiniLM embeddings, the engine's own kNN", KnnUntunedPipeline, True),
         PipelineSpec(
             "engine-hybrid",
             "the engine's own BM25 + kNN fusion on the untuned embeddings",
@@ -463,7 +457,5 @@ def parse_pipelines(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in REGISTRY]
     if unknown or not names:
-        raise UsageError(
-            f"unknown pipeline(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(REGISTRY)}"
-        )
+        raise UsageError(f"unknown pipeline(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(REGISTRY)}")
     return list(dict.fromkeys(names))

@@ -132,6 +132,7 @@ def details_json(results: Sequence[SplitResult]) -> dict[str, Any]:
             "queries": res.n_queries,
             "sampled": res.sampled,
             "seconds": round(res.seconds, 2),
+            "setup_s": round(res.setup_s, 2),
             "notes": res.notes,
             "skipped": res.skipped,
             "pipelines": {},
@@ -243,23 +244,16 @@ def write_report(results: Sequence[SplitResult], out_dir: Path) -> dict[str, Pat
         tsv = out_dir / f"{res.dataset}-{res.split}-per-query.tsv"
         names = list(res.results)
         with open(tsv, "w", encoding="utf-8") as fh:
-            fh.write(
-                "query\t"
-                + "\t".join(f"{n}:{m}" for n in names for m in ("ndcg10", "recall100", "mrr10"))
-                + "\n"
-            )
+            fh.write("query\t" + "\t".join(f"{n}:{m}" for n in names for m in ("ndcg10", "recall100", "mrr10")) + "\n")
             per = {
-                n: {m: res.results[n].evaluation.per_query[m] for m in ("ndcg10", "recall100", "mrr10")}
-                for n in names
+                n: {m: res.results[n].evaluation.per_query[m] for m in ("ndcg10", "recall100", "mrr10")} for n in names
             }
             queries = res.results[names[0]].evaluation.queries if names else ()
             for i, q in enumerate(queries):
                 fh.write(
                     q.replace("\t", " ")
                     + "\t"
-                    + "\t".join(
-                        f"{per[n][m][i]:.4f}" for n in names for m in ("ndcg10", "recall100", "mrr10")
-                    )
+                    + "\t".join(f"{per[n][m][i]:.4f}" for n in names for m in ("ndcg10", "recall100", "mrr10"))
                     + "\n"
                 )
         paths[f"{res.dataset}-{res.split}-per-query"] = tsv
@@ -268,6 +262,11 @@ def write_report(results: Sequence[SplitResult], out_dir: Path) -> dict[str, Pat
 
     md = ["# dsr eval", "", markdown_table(results), ""]
     for res in results:
+        md += [
+            f"{res.dataset} {res.split}: {res.seconds:.1f} s in all; shared setup (item vectors, evaluation "
+            f"index) {res.setup_s:.1f} s",
+            "",
+        ]
         if res.notes:
             md += [f"Notes ({res.dataset} {res.split}):", *[f"- {n}" for n in res.notes], ""]
         labels = [f"- {n}: {r.label}" for n, r in res.results.items()]
