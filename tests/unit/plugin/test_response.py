@@ -102,3 +102,18 @@ def test_error_body_has_the_elasticsearch_shape():
 ])
 def test_filter_matching(filters, ok):
     assert matches_filters({**DOC, "tags": ["new", "sale"]}, filters) is ok
+
+
+def test_credentials_never_reach_an_error_message():
+    from dsr.plugin.server.app import DsrApp
+    from dsr.plugin.server.settings import ServeSettings
+    from dsr.settings import ConnectionSettings
+
+    class Searcher:
+        backend = None
+
+    conn = ConnectionSettings("https://elastic:s3cret@es.example:9200", password="pw123", api_key="KEY42")
+    app = DsrApp(ServeSettings(conn, index="p"), Searcher())  # type: ignore[arg-type]
+    text = app._redact("https://elastic:s3cret@es.example:9200: search failed (auth pw123 / KEY42)")
+    assert "s3cret" not in text and "pw123" not in text and "KEY42" not in text
+    assert "https://es.example:9200" in text

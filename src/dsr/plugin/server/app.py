@@ -126,30 +126,44 @@ class DsrApp:
                 offset=req.from_, term_k=req.term_k, knn_k=req.k, fusion=req.fusion, rerank=req.rerank,
                 rerank_top=req.rerank_top, explain=req.explain, term_query=req.term_query)
         except IndexNotFound as e:
-            return error_response(404, "index_not_found_exception", str(e))
+            return error_response(404, "index_not_found_exception", self._redact(str(e)))
         except EngineUnavailable as e:
-            return error_response(502, "dsr_upstream_unavailable_exception", f"cluster unavailable: {e}")
+            return error_response(502, "dsr_upstream_unavailable_exception",
+                                  f"cluster unavailable: {self._redact(str(e))}")
         except EngineAuthError as e:
             return error_response(502, "dsr_upstream_auth_exception",
-                                  f"the cluster refused dsr's credentials: {e}")
+                                  f"the cluster refused dsr's credentials: {self._redact(str(e))}")
         except EngineError as e:
-            return error_response(502, "dsr_upstream_exception", f"the cluster failed the search: {e}")
+            return error_response(502, "dsr_upstream_exception",
+                                  f"the cluster failed the search: {self._redact(str(e))}")
         except UsageError as e:
-            return error_response(400, "illegal_argument_exception", str(e))
+            return error_response(400, "illegal_argument_exception", self._redact(str(e)))
         except DsrError as e:
-            log.error("dsr search failed: %s", e)
-            return error_response(500, "dsr_exception", str(e))
+            log.error("dsr search failed: %s", self._redact(str(e)))
+            return error_response(500, "dsr_exception", self._redact(str(e)))
         took = int((time.perf_counter() - started) * 1000)
         payload = search_response(result, req, index, took)
         headers = {}
         if result.warnings:
-            # RFC 7234 warn-code 299 ("miscellaneous persistent warning"), as Elasticsearch uses it
-            text = "; ".join(result.warnings).replace('"', "'")
-            headers["Warning"] = f'299 dsr "{text}"'
+            # RFC 7234 warn-code 299 ("miscellaneous persistent warning"), as Elasticsearch uses it;
+            # a header value must be one line of latin-1, so anything else is replaced
+            text = " ".join(self._redact("; ".join(result.warnings)).replace('"', "'").split())
+            headers["Warning"] = '299 dsr "' + text.encode("ascii", "replace").decode("ascii")[:2000] + '"'
         if result.degraded:
             headers["X-Dsr-Degraded"] = "true"
         content = json.dumps(payload, indent=2 if req.pretty else None).encode()
         return Response(content, media_type="application/json", headers=headers)
+
+    def _redact(self, text: str) -> str:
+        """`text` without the credentials a cluster URL may carry (`https://user:secret@host`)."""
+        url = self.settings.connection.engine_url
+        if url and "@" in url:
+            scheme, _, rest = url.partition("://")
+            text = text.replace(url, f"{scheme}://{rest.rpartition('@')[2]}")
+        for secret in (self.settings.connection.password, self.settings.connection.api_key):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
 
     async def root(self, request: Request) -> Response:
         if self.proxy is not None:

@@ -22,7 +22,7 @@ from dsr.plugin.server.errors import RequestError, error_response
 log = logging.getLogger(__name__)
 
 HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
-              b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"host"}
+              b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"host", b"expect"}
 BUFFER_LIMIT = 256 * 1024  # responses up to this size are buffered; larger ones stream
 
 
@@ -37,7 +37,8 @@ class Proxy:
 
     def __init__(self, upstream: str, *, verify: bool | str = True, timeout: float = 120.0,
                  max_body_bytes: int = 100 * 1024 * 1024) -> None:
-        self.upstream = httpx.URL(upstream.rstrip("/"))
+        # dsr's own credentials (in the URL) are never lent to callers: each request carries its own
+        self.upstream = httpx.URL(upstream.rstrip("/")).copy_with(username=None, password=None)
         self.base_path = self.upstream.raw_path.rstrip(b"/")
         self.max_body_bytes = max_body_bytes
         self.client = httpx.AsyncClient(
