@@ -76,8 +76,8 @@ def serve(conn: ConnectionSettings, **opts: Any) -> None:
     from dsr.plugin.server import create_app
 
     settings = build_settings(conn, **opts)
-    logging.basicConfig(level=logging.DEBUG if conn.debug else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("dsr").setLevel(logging.DEBUG if conn.debug else logging.INFO)
     if not _is_loopback(settings.host):
         click.echo(f"warning: listening on {settings.host}: anyone who can reach it can use the cluster "
                    "through it", err=True)
