@@ -151,9 +151,26 @@ class HybridSearcher:
     def close(self) -> None:
         self._pool.shutdown(wait=False)
 
-    def search(self, query: str, **options: Any) -> list[HybridHit]:
-        """The page of hits for `query`; see `run` for the options and the pipeline details."""
-        return self.run(query, **options).hits
+    def search(
+        self,
+        query: str,
+        *,
+        user: Mapping[str, Any] | None = None,
+        filters: Filters | None = None,
+        size: int = 10,
+        offset: int = 0,
+        term_k: int | None = None,
+        knn_k: int | None = None,
+        fusion: FusionConfig | None = None,
+        rerank: bool = True,
+        rerank_top: int | None = None,
+        explain: bool = False,
+        term_query: Mapping[str, Any] | None = None,
+    ) -> list[HybridHit]:
+        """The page of hits for `query`; `run` also says what the pipeline did (degraded, timings)."""
+        return self.run(query, user=user, filters=filters, size=size, offset=offset, term_k=term_k,
+                        knn_k=knn_k, fusion=fusion, rerank=rerank, rerank_top=rerank_top, explain=explain,
+                        term_query=term_query).hits
 
     def run(
         self,
