@@ -258,3 +258,17 @@ def test_a_sidecar_neighbour_missing_from_the_index_is_skipped_with_a_warning(in
     assert "ghost-1" not in [h["_id"] for h in r.json()["hits"]["hits"]]
     assert "not found in index" in r.headers["warning"]
     assert r.json()["ext"]["dsr"]["degraded"] is False
+
+
+def test_the_engines_own_knn_can_be_the_vector_side(indexed):
+    backend, index, _ = indexed
+    searcher = HybridSearcher(backend, index, HashingEncoder(DIM), None, CheapestFirst(), engine_knn=True)
+    try:
+        result = searcher.run("red sneakers", size=5, term_k=20, knn_k=20, filters={"brand": "acme"})
+    finally:
+        searcher.close()
+    assert result.vector_source == "engine" and not result.degraded, result.warnings
+    assert result.vector_hits > 0
+    assert all(h.source["brand"] == "acme" for h in result.hits)
+    assert any(h.vector is not None for h in result.hits)
+    assert [h.source["price"] for h in result.hits] == sorted(h.source["price"] for h in result.hits)
