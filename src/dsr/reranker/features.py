@@ -82,7 +82,7 @@ class FeatureConfig:
 
     @property
     def click_len(self) -> int:
-        return self.click_depth * (self.item_len + 1)
+        return self.click_depth * self.item_len
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,8 @@ class FeatureExtractor:
 
     def click_ids(self, recent: Sequence[Item]) -> np.ndarray:
         out = np.full(self.config.click_len, PAD, dtype=np.int64)
-        flat = [i for item in recent for i in self.item_ids(item)][: self.config.click_len]
+        # text only: the item-id hash would turn the stream into a per-session fingerprint
+        flat = [i for item in recent for i in self.item_ids(item)[1:]][: self.config.click_len]
         out[: len(flat)] = flat
         return out
 

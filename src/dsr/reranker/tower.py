@@ -2,9 +2,11 @@
 
 The same module is the serving scorer (one tower, each candidate scored once) and both arms of
 the Siamese training step (shared weights, applied to a and b). Text and click-stream ids go through
-one shared hashed embedding table, sum-pooled; the input layer also carries the element-wise
-products query*item and clicks*item, so a shallow MLP can express "matches the query" and "like
-what this user clicked" without having to learn multiplication.
+one shared hashed embedding table, sum-pooled. The query and the click stream enter only through
+their element-wise products with the item (query*item, clicks*item): a shallow MLP can then express
+"matches the query" and "like what this user clicked" without learning multiplication, and the
+pooled query or click stream alone (which nearly identifies one session) cannot be memorised as a
+per-session offset.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class TowerConfig:
     buckets: int = 1 << 16
     dim: int = 32
     hidden: tuple[int, int, int] = (256, 128, 64)
+    dropout: float = 0.1
 
     def to_config(self) -> dict[str, Any]:
         return {**asdict(self), "hidden": list(self.hidden)}
@@ -44,7 +47,8 @@ class RankerTower(nn.Module):
             nn.init.normal_(self.embedding.weight, std=0.05)
             with torch.no_grad():
                 self.embedding.weight[0].zero_()
-            width += 5 * config.dim
+            width += 3 * config.dim
+        self.dropout = nn.Dropout(config.dropout)
         h1, h2, h3 = config.hidden
         self.mlp = nn.Sequential(
             nn.Linear(width, h1), nn.ReLU(),
@@ -66,5 +70,5 @@ class RankerTower(nn.Module):
             q = self.embedding(query_ids).sum(1)
             i = self.embedding(item_ids).sum(1)
             c = self.embedding(click_ids).sum(1)
-            x = torch.cat([x, q, i, c, q * i, c * i], dim=1)
+            x = self.dropout(torch.cat([x, i, q * i, c * i], dim=1))
         return self.mlp(x).squeeze(1)

@@ -1,0 +1,90 @@
+"""The declared feature set: defaults for missing values, never NaN, price rank, user price level."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dsr.reranker.base import Candidate
+from dsr.reranker.features import NUMERIC_DEFAULTS, NUMERIC_NAMES, FeatureConfig, FeatureExtractor
+
+pytestmark = pytest.mark.unit
+
+
+def col(name: str) -> int:
+    return NUMERIC_NAMES.index(name)
+
+
+def test_feature_names_are_declared_once_each():
+    assert len(set(NUMERIC_NAMES)) == len(NUMERIC_NAMES)
+
+
+def test_missing_and_garbage_catalog_values_take_the_declared_defaults_never_nan():
+    rows = [
+        {"id": "bare"},  # nothing but an id
+        {"id": "nan", "title": None, "price": float("nan"), "popularity": "lots", "ctr": float("inf"),
+         "rating": True},
+        {"id": "neg", "title": "x", "price": -5, "review_count": None, "cvr": "0.1x"},
+    ]
+    cands = [Candidate(item=r, bm25=b, dsr=d) for r, b, d in
+             zip(rows, [None, float("nan"), float("inf")], [float("-inf"), None, float("nan")], strict=True)]
+    user = {"price_level": float("nan"), "recent_clicks": ["unknown-id", {"id": "x", "price": "?"}]}
+    f = FeatureExtractor().extract("", cands, user)
+    assert np.isfinite(f.numeric).all()
+    assert f.numeric.dtype == np.float32
+    for name in ("log_price", "has_price", "price_rank", "log_popularity", "ctr", "cvr", "rating",
+                 "user_price_level", "has_user_price_level", "price_gap", "bm25", "has_bm25", "dsr", "has_dsr"):
+        assert (f.numeric[:, col(name)] == NUMERIC_DEFAULTS[name]).all(), name
+
+
+def test_price_rank_orders_the_candidates_by_price_and_user_price_level_comes_from_recent_clicks():
+    catalog = {"c1": {"id": "c1", "price": math.e - 1}, "c2": {"id": "c2", "price": math.e**3 - 1}}
+    cands = [Candidate(item={"id": i, "title": "t", "price": p}) for i, p in
+             [("a", 30.0), ("b", 10.0), ("c", 20.0), ("d", None)]]
+    f = FeatureExtractor(catalog=catalog).extract("q", cands, {"recent_clicks": ["c1", "c2"]})
+    assert f.numeric[:, col("price_rank")].tolist() == [1.0, 0.0, 0.5, NUMERIC_DEFAULTS["price_rank"]]
+    assert f.numeric[:, col("user_price_level")] == pytest.approx([2.0] * 4)  # mean of log1p prices 1 and 3
+    assert f.numeric[0, col("price_gap")] == pytest.approx(abs(math.log1p(30.0) - 2.0))
+
+
+def test_a_given_price_level_wins_over_the_click_history():
+    f = FeatureExtractor().extract("q", [Candidate(item={"id": "a", "price": 5})],
+                                   {"price_level": 1.5, "recent_clicks": [{"id": "x", "price": 1000}]})
+    assert f.numeric[0, col("user_price_level")] == pytest.approx(1.5)
+
+
+def test_first_stage_scores_and_cross_features():
+    cands = [Candidate(item={"id": "a", "title": "cordless drill"}, bm25=4.0, dsr=0.5, fused_rank=0),
+             Candidate(item={"id": "b", "title": "hammer", "brand": "drill co"}, bm25=2.0, fused_rank=3)]
+    f = FeatureExtractor().extract("cordless drill", cands)
+    assert f.numeric[:, col("bm25_rel")].tolist() == [1.0, 0.5]
+    assert f.numeric[:, col("has_dsr")].tolist() == [1.0, 0.0]
+    assert f.numeric[:, col("fused_rr")].tolist() == [1.0, 0.25]
+    assert f.numeric[:, col("title_overlap")].tolist() == [1.0, 0.0]
+    assert f.numeric[:, col("text_overlap")].tolist() == [1.0, 0.5]
+
+
+def test_text_and_click_ids_are_padded_to_fixed_widths():
+    cfg = FeatureConfig(buckets=1000, query_len=4, item_len=3, click_depth=2)
+    ext = FeatureExtractor(cfg)
+    user = {"recent_clicks": [{"id": "x", "title": "a b c d e"}, {"id": "y", "title": "f"}, {"id": "z"}]}
+    f = ext.extract("one two three four five", [Candidate(item={"id": "a", "title": "red drill"})], user)
+    assert f.query_ids.shape == (4,) and (f.query_ids > 0).all()
+    assert f.item_ids.shape == (1, 4) and (f.item_ids[0, :4] > 0).all()  # id hash + 3 text ids
+    assert f.click_ids.shape == (6,)
+    assert (f.click_ids[:4] > 0).all() and (f.click_ids[4:] == 0).all()  # 3 ids of x, 1 of y, padding
+
+
+def test_a_numeric_subset_is_declared_by_name():
+    ext = FeatureExtractor(FeatureConfig(numeric=("bm25", "log_price")))
+    f = ext.extract("q", [Candidate(item={"id": "a", "price": 9}, bm25=2.0)])
+    assert f.numeric.tolist() == [[2.0, pytest.approx(math.log(10))]]
+    with pytest.raises(ValueError, match="unknown numeric features"):
+        FeatureExtractor(FeatureConfig(numeric=("bogus",)))
+
+
+def test_feature_config_round_trips_through_its_config_dict():
+    cfg = FeatureConfig(buckets=512, numeric=("bm25",))
+    assert FeatureConfig.from_config(cfg.to_config()) == cfg
