@@ -272,3 +272,21 @@ def test_the_engines_own_knn_can_be_the_vector_side(indexed):
     assert all(h.source["brand"] == "acme" for h in result.hits)
     assert any(h.vector is not None for h in result.hits)
     assert [h.source["price"] for h in result.hits] == sorted(h.source["price"] for h in result.hits)
+
+
+class BrokenRanker:
+    def score(self, query: str, candidates: Sequence[Candidate], user: Mapping[str, Any] | None = None
+              ) -> np.ndarray:
+        raise RuntimeError("ranker weights not loaded")
+
+
+def test_a_failing_ranker_degrades_to_the_fused_order(indexed):
+    backend, index, sidecar = indexed
+    searcher = HybridSearcher(backend, index, HashingEncoder(DIM), sidecar, BrokenRanker())
+    try:
+        result = searcher.run("blue boots", size=5, term_k=10, knn_k=10)
+    finally:
+        searcher.close()
+    assert result.degraded and "re-ranking unavailable" in result.warnings[0]
+    assert result.reranked == 0 and all(h.rerank is None for h in result.hits)
+    assert [h.fused.rank for h in result.hits] == [1, 2, 3, 4, 5]
