@@ -1,6 +1,6 @@
 """Sidecar kNN (FAISS HNSW / IVF-PQ via `FaissIndex`) against exact search and the engines' own kNN.
 
-Vectors: a seeded synthetic set shaped like item embeddings (L2-normalised points around 1,000
+Vectors: a seeded synthetic set shaped like item embeddings (L2-normalised points around 5,000
 cluster centres in a 32-dimensional subspace plus isotropic noise), not pure noise, on which no
 approximate index is meaningful. Queries are further draws from the same distribution. Ground truth
 is exact inner-product search (FAISS flat), which is also the baseline whose speed is reported.
@@ -10,11 +10,11 @@ per request) and QPS, batch-64 QPS (all threads), recall@10 against exact. HNSW 
 efSearch, IVF-PQ over nprobe, the engines (through dsr's own backend: Elasticsearch dense_vector
 HNSW, OpenSearch knn_vector lucene HNSW) over num_candidates; the reported point of each is the
 fastest one with recall@10 >= 0.95. The engines run single-node with a 512 MB heap, so they get
-`--engine-n` vectors (default: min(n, 50k); 10k with --quick); the side-by-side ratio compares the sidecar built on the
+`--engine-n` vectors (default: min(n, 50k); 5k with --quick); the side-by-side ratio compares the sidecar built on the
 *same* vectors and queries as the engine.
 
     .venv/bin/python bench/vector_search.py            # 1M vectors, dims 128 and 384
-    .venv/bin/python bench/vector_search.py --quick    # 30k vectors (< 5 minutes)
+    .venv/bin/python bench/vector_search.py --quick    # 20k vectors, engines 5k (< 5 minutes)
 
 Engines: $DSR_TEST_ES_URL / $DSR_TEST_OS_URL when set (or --no-engines), else local nodes are
 started with `dsr.plugin.engines` and stopped. The last line printed is one JSON object.
@@ -47,14 +47,14 @@ def log(*args: Any) -> None:
 def make_vectors(n: int, n_queries: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     basis = rng.normal(size=(32, dim)).astype(np.float32)
-    centres = rng.normal(size=(1_000, 32)).astype(np.float32)
+    centres = rng.normal(size=(5_000, 32)).astype(np.float32)
 
     def draw(m: int) -> np.ndarray:
         out = np.empty((m, dim), np.float32)
         for start in range(0, m, 100_000):
             size = min(100_000, m - start)
-            latent = centres[rng.integers(0, len(centres), size)] + 0.35 * rng.normal(size=(size, 32))
-            x = latent.astype(np.float32) @ basis + 0.6 * rng.normal(size=(size, dim)).astype(np.float32)
+            latent = centres[rng.integers(0, len(centres), size)] + 0.8 * rng.normal(size=(size, 32))
+            x = latent.astype(np.float32) @ basis + 1.0 * rng.normal(size=(size, dim)).astype(np.float32)
             out[start:start + size] = x / np.linalg.norm(x, axis=1, keepdims=True)
         return out
 
@@ -114,7 +114,8 @@ def pick(sweep: list[dict[str, Any]]) -> dict[str, Any]:
 
 def bench_sidecar(kind: str, x: np.ndarray, q: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     ids = [str(i) for i in range(len(x))]
-    index = FaissIndex(x.shape[1], kind=kind, device="cpu")
+    nlist = max(16, int(np.sqrt(len(x))))  # IVF lists: sqrt(n) keeps training short on 2 cores
+    index = FaissIndex(x.shape[1], kind=kind, device="cpu", nlist=nlist)
     t = time.perf_counter()
     for start in range(0, len(x), 50_000):
         index.upsert(ids[start:start + 50_000], x[start:start + 50_000])
@@ -166,7 +167,7 @@ def bench_engine(url: str, x: np.ndarray, q: np.ndarray, truth: np.ndarray) -> d
         write_s = time.perf_counter() - t
         client = getattr(backend, "client", None)
         if client is not None:  # one segment: the engine's best case for kNN (bench only)
-            client.indices.forcemerge(index=name, max_num_segments=1, request_timeout=1_800)
+            client.options(request_timeout=1_800).indices.forcemerge(index=name, max_num_segments=1)
             backend.refresh(name)
         build_s = time.perf_counter() - t
         assert backend.count(name) == len(x)
@@ -203,7 +204,7 @@ def ratio(sidecar: dict[str, Any], engine: dict[str, Any]) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="30k vectors, fewer queries (< 5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="20k vectors, engines 5k, fewer queries (< 5 minutes)")
     parser.add_argument("--n", type=int, default=None, help="vectors in the sidecar (default 1M, quick 30k)")
     parser.add_argument("--engine-n", type=int, default=None, help="vectors in the engines (default min(n, 50k))")
     parser.add_argument("--dims", default="128,384")
@@ -212,9 +213,9 @@ def main() -> None:
     parser.add_argument("--no-engines", action="store_true")
     parser.add_argument("--kinds", default="hnsw,ivfpq")
     args = parser.parse_args()
-    n = args.n or (30_000 if args.quick else 1_000_000)
-    engine_n = min(n, args.engine_n or (10_000 if args.quick else 50_000))
-    n_queries = args.queries or (200 if args.quick else 500)
+    n = args.n or (20_000 if args.quick else 1_000_000)
+    engine_n = min(n, args.engine_n or (5_000 if args.quick else 50_000))
+    n_queries = args.queries or (150 if args.quick else 500)
     dims = [int(d) for d in args.dims.split(",")]
     kinds = args.kinds.split(",")
     engines = [] if args.no_engines else args.engines.split(",")
