@@ -85,3 +85,4 @@ def retrieval(catalog: Path, logs: tuple[Path, ...], judgments: Path | None, out
 from dsr.commands.train_teacher import teacher as _teacher  # noqa: E402
 
 train.add_command(_teacher)
+train.add_command(__import__("dsr.commands.train_ranker", fromlist=["ranker"]).ranker)

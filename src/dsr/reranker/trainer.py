@@ -31,7 +31,7 @@ class SiameseTrainConfig:
     dim: int = 32
     hidden: tuple[int, int, int] = (256, 128, 64)
     epochs: int = 20
-    batch_size: int = 256
+    batch_size: int = 512
     lr: float = 2e-3
     weight_decay: float = 0.0
     patience: int = 3

@@ -1,0 +1,66 @@
+"""`dsr train ranker`: the Siamese pairwise re-ranker (and its XGBoost baseline) from search logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("ranker")
+@click.option("--logs", "logs", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Search log file(s): OpenSearch UBI (ndjson or bulk ndjson) or the simple jsonl sessions. "
+                   "Repeatable.")
+@click.option("--catalog", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Catalog file (jsonl, csv or parquet) the logs refer to.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory: siamese/ and xgboost/ model directories plus training_summary.json.")
+@click.option("--format", "log_format", type=click.Choice(["auto", "ubi", "jsonl"]), default="auto",
+              show_default=True, help="Log format.")
+@click.option("--application", "applications", multiple=True,
+              help="Keep only UBI events of this application (repeatable); others are skipped and counted.")
+@click.option("--max-errors", type=int, default=100, show_default=True,
+              help="Stop when more log lines than this are malformed (they are always reported).")
+@click.option("--features", "feature_set", type=click.Choice(["all", "numeric"]), default="all",
+              show_default=True, help="Siamese inputs: numeric + text + click stream, or numeric only.")
+@click.option("--position-eta", type=float, default=1.0, show_default=True,
+              help="Position-bias correction: pairs weighted by position**eta of the preferred item (0 = off).")
+@click.option("--max-weight", type=float, default=10.0, show_default=True, help="Clip for the pair weights.")
+@click.option("--epochs", type=int, default=20, show_default=True, help="Most epochs (early stopping ends sooner).")
+@click.option("--patience", type=int, default=3, show_default=True,
+              help="Stop after this many epochs without a better validation session AUC.")
+@click.option("--batch-size", type=int, default=512, show_default=True, help="Pairs per step.")
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--validation-share", type=float, default=0.1, show_default=True,
+              help="Share of sessions held out for early stopping (split by session).")
+@click.option("--xgboost/--no-xgboost", default=True, show_default=True,
+              help="Also train the XGBoost pairwise baseline on the numeric features.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for training.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def ranker(logs: tuple[Path, ...], catalog: Path, out: Path, log_format: str, applications: tuple[str, ...],
+           max_errors: int, feature_set: str, position_eta: float, max_weight: float, epochs: int,
+           patience: int, batch_size: int, lr: float, validation_share: float, xgboost: bool, seed: int,
+           threads: int, progress: bool) -> None:
+    """Train the Siamese pairwise re-ranker (DPR) from search sessions."""
+    from dsr.errors import UsageError
+    from dsr.reranker.job import RankerJob, run_ranker_job
+    from dsr.reranker.pairs import PositionBias
+    from dsr.reranker.trainer import SiameseTrainConfig
+
+    if not 0.0 <= validation_share < 1.0:
+        raise UsageError("--validation-share must be in [0, 1)")
+    if position_eta < 0 or max_weight < 1:
+        raise UsageError("--position-eta must be >= 0 and --max-weight >= 1")
+    job = RankerJob(
+        catalog=catalog, logs=logs, out=out, log_format=log_format, applications=applications or None,
+        max_errors=max_errors, validation_share=validation_share, xgboost=xgboost,
+        bias=PositionBias(eta=position_eta, max_weight=max_weight),
+        train=SiameseTrainConfig(use_text=feature_set == "all", epochs=epochs, patience=patience,
+                                 batch_size=batch_size, lr=lr, seed=seed, threads=threads, progress=progress),
+    )
+    report = run_ranker_job(job, log=lambda m: click.echo(m, err=True))
+    for line in report.log_problems[:20]:
+        click.echo(f"rejected {line}", err=True)
+    click.echo(f"ranker written to {out}")
