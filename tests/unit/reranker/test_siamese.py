@@ -85,7 +85,7 @@ def test_siamese_save_load_round_trip_gives_identical_scores(synthetic_groups, t
 def test_loading_the_wrong_kind_or_a_newer_version_is_a_clear_error(synthetic_groups, tmp_path):
     catalog, _, _ = synthetic_groups
     small_ranker(catalog).save(tmp_path / "m")
-    with pytest.raises(ModelFormatError, match="expected 'dsr.xgboost_ranker'"):
+    with pytest.raises(ModelFormatError, match=r"expected 'dsr\.xgboost_ranker'"):
         XGBoostRanker.load(tmp_path / "m")
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     (tmp_path / "m" / "config.json").write_text(json.dumps({**cfg, "format_version": 99}))
