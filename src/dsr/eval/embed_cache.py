@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +82,85 @@ def item_embeddings(
         _atomic_save(npy, lambda fh: np.save(fh, vectors))
         _atomic_save(ids_file, lambda fh: fh.write(json.dumps(ids).encode("utf-8")))
     return vectors
+
+
+class SharedTextCache:
+    """Read-only view of other per-text MiniLM caches (`dsr.encoders.text_cache` folders).
+
+    Benchmarks cache MiniLM vectors per text; when they already encoded a catalog's titles, the
+    evaluation takes those rows instead of encoding them again. Reloaded when a file changes, so a
+    cache another process is still filling is picked up as it grows. Never written to.
+    """
+
+    def __init__(self, folders: Sequence[Path], name: str = "minilm") -> None:
+        self.files = [(Path(f) / f"{name}.npy", Path(f) / f"{name}.texts.json") for f in folders]
+        self._stamp: tuple[float, ...] = ()
+        self._rows: dict[str, tuple[int, int]] = {}
+        self._vecs: list[np.ndarray] = []
+
+    def _refresh(self) -> None:
+        stamp = tuple(npy.stat().st_mtime if npy.exists() else 0.0 for npy, _ in self.files)
+        if stamp == self._stamp:
+            return
+        self._stamp, self._rows, self._vecs = stamp, {}, []
+        for npy, idx in self.files:
+            try:
+                texts = json.loads(idx.read_text(encoding="utf-8"))
+                vecs = np.load(npy, mmap_mode="r")
+            except (OSError, ValueError):
+                continue
+            if len(texts) != len(vecs):
+                continue
+            k = len(self._vecs)
+            self._vecs.append(vecs)
+            for i, t in enumerate(texts):
+                self._rows.setdefault(t, (k, i))
+
+    def lookup(self, texts: Sequence[str]) -> dict[int, np.ndarray]:
+        """Row position in `texts` -> cached vector, for the texts some cache holds."""
+        self._refresh()
+        out = {}
+        for pos, t in enumerate(texts):
+            hit = self._rows.get(t)
+            if hit is not None:
+                out[pos] = np.asarray(self._vecs[hit[0]][hit[1]], dtype=np.float32)
+        return out
+
+
+def text_embeddings(
+    encode: Callable[[list[str]], np.ndarray],
+    texts: Sequence[str],
+    *,
+    dim: int,
+    cache_dir: Path,
+    shared: SharedTextCache | None = None,
+    chunk: int = 512,
+    progress: bool = True,
+    desc: str = "embedding texts",
+) -> np.ndarray:
+    """Vectors of `texts` through a per-text on-disk cache that is saved every `chunk` texts.
+
+    An interrupted run keeps what it encoded and the next one resumes; texts another cache
+    (`shared`) already holds are copied rather than encoded.
+    """
+    from tqdm import tqdm
+
+    from dsr.encoders.text_cache import embed_texts_cached
+
+    bar = tqdm(total=len(set(texts)), desc=desc, unit="text", disable=not progress, leave=False)
+
+    def encode_missing(batch: list[str]) -> np.ndarray:
+        out = np.zeros((len(batch), dim), np.float32)
+        found = shared.lookup(batch) if shared is not None else {}
+        for pos, vec in found.items():
+            out[pos] = vec
+        need = [i for i in range(len(batch)) if i not in found]
+        if need:
+            out[need] = encode([batch[i] for i in need])
+        bar.update(len(batch))
+        return out
+
+    try:
+        return embed_texts_cached(list(texts), encode_missing, cache_dir, name="minilm", chunk=chunk)
+    finally:
+        bar.close()

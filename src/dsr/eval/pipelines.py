@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -137,14 +138,25 @@ class EvalContext:
 
     @cached_property
     def untuned_item_vectors(self) -> np.ndarray:
-        from dsr.eval.embed_cache import item_embeddings
+        """MiniLM vectors of the catalog's item texts, through a resumable per-text cache.
 
-        return item_embeddings(
-            self.untuned_encoder,
-            self.items,
-            model_key=MINILM_KEY,
-            catalog_key=self.catalog_key,
-            cache_dir=self.cache_dir,
+        `{data_dir}/cache/texts` is this evaluation's own cache; `{data_dir}/cache/bench` and the folders
+        in `$DSR_TEXT_CACHE` (os.pathsep-separated) are read when present, so titles a benchmark already
+        encoded are not encoded again.
+        """
+        from dsr.catalog import item_text
+        from dsr.eval.embed_cache import SharedTextCache, text_embeddings
+
+        data = Path(self.settings.data_dir) / "cache"
+        extra = [Path(p) for p in os.environ.get("DSR_TEXT_CACHE", "").split(os.pathsep) if p]
+        shared = SharedTextCache([data / "bench", *extra])
+        encoder = self.untuned_encoder
+        return text_embeddings(
+            encoder.encode_texts,
+            [item_text(it) for it in self.items],
+            dim=encoder.dim,
+            cache_dir=data / "texts",
+            shared=shared,
             progress=self.progress,
             desc="MiniLM item vectors",
         )
@@ -181,7 +193,8 @@ class EvalContext:
             for start in range(0, len(self.items), chunk):
                 docs = []
                 for offset, item in enumerate(self.items[start : start + chunk]):
-                    doc = {k: v for k, v in item.items() if v is not None}
+                    # empty strings (e.g. missing release dates) would break dynamic date mappings
+                    doc = {k: v for k, v in item.items() if v is not None and v != ""}
                     doc["id"] = str(item["id"])
                     if vectors is not None:
                         doc["embedding"] = vectors[start + offset].tolist()

@@ -52,3 +52,25 @@ def test_model_dir_key_changes_with_the_weights(tmp_path: Path) -> None:
     before = model_dir_key(tmp_path)
     (tmp_path / "model.safetensors").write_bytes(b"2")
     assert model_dir_key(tmp_path) != before
+
+
+def test_text_embeddings_copy_what_a_shared_cache_holds_and_resume(tmp_path: Path) -> None:
+    from dsr.encoders.text_cache import embed_texts_cached
+    from dsr.eval.embed_cache import SharedTextCache, text_embeddings
+
+    enc = HashingEncoder(8)
+    encoded: list[str] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        encoded.extend(texts)
+        return enc.encode_queries(texts)
+
+    embed_texts_cached(["red shoe"], enc.encode_queries, tmp_path / "bench")  # a benchmark's cache
+    shared = SharedTextCache([tmp_path / "bench", tmp_path / "missing"])
+    texts = ["red shoe", "blue hat", "green bag"]
+    out = text_embeddings(encode, texts, dim=8, cache_dir=tmp_path / "own", shared=shared, chunk=1, progress=False)
+    assert encoded == ["blue hat", "green bag"]  # "red shoe" was copied, not encoded
+    np.testing.assert_allclose(out, enc.encode_queries(texts), atol=1e-6)
+    again = text_embeddings(encode, texts, dim=8, cache_dir=tmp_path / "own", progress=False)
+    assert encoded == ["blue hat", "green bag"]  # everything came from the own cache
+    np.testing.assert_array_equal(again, out)
