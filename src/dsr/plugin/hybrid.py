@@ -230,10 +230,11 @@ class HybridSearcher:
                 warnings.append(f"vector search unavailable ({type(e).__name__}: {e}); "
                                 "results are term-only")
                 vector_hits = []
-        # With filters, sidecar neighbours need their sources before fusion (to be filtered), fetched
-        # while the term search runs. Without, only the candidates that will be shown or re-ranked
-        # need sources, fetched after fusion: far fewer documents (a page instead of the pool).
-        early = bool(filters) and self.vectors is not None
+        # Sidecar neighbours need their sources before fusion when they are to be filtered, and most
+        # of them when the ranker will read the top of the pool: then they are fetched while the term
+        # search still runs. Otherwise only the page shown needs sources, fetched after fusion.
+        will_rerank = rerank and self.reranker is not None and rerank_top > 0
+        early = self.vectors is not None and (bool(filters) or will_rerank)
         t0 = time.perf_counter()
         missing = [h.id for h in vector_hits if not h.source] if early else []
         if missing:
@@ -249,6 +250,7 @@ class HybridSearcher:
         sources.update({h.id: h.source for h in term_hits})
         if early:
             vector_hits = [h for h in vector_hits if h.id in sources]
+        if early and filters:
             vector_hits = [h for h in vector_hits if matches_filters(sources[h.id], filters)]
         vector_hits = vector_hits[:knn_k]
 
@@ -257,7 +259,6 @@ class HybridSearcher:
                       VECTOR: [(h.id, h.score) for h in vector_hits]}, fusion)
         timings["fuse"] = _ms(t0)
 
-        will_rerank = rerank and self.reranker is not None and rerank_top > 0
         t0 = time.perf_counter()
         for _ in range(3):  # a neighbour missing from the index (sidecar out of sync) forces a re-fusion
             wanted = (fused[:rerank_top] if will_rerank else []) + fused[offset:offset + size]
