@@ -48,12 +48,14 @@ def train() -> None:
 @click.option("--validation-share", type=float, default=0.1, show_default=True,
               help="Share of queries held out to report validation recall@100 each epoch.")
 @click.option("--device", default=None, help="torch device (default: the GPU when present, else the CPU).")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="CPU threads for torch (0: torch's default; more only help on an idle machine).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def retrieval(catalog: Path, logs: tuple[Path, ...], judgments: Path | None, out: Path, log_format: str,
               applications: tuple[str, ...], max_errors: int, negatives: str, in_batch: bool, loss: str,
               margin: float, backbone: str, personalise: bool, dim: int | None, hidden: str, epochs: int,
               batch_size: int, lr: float, seed: int, validation_share: float, device: str | None,
-              progress: bool) -> None:
+              threads: int, progress: bool) -> None:
     """Train the DSR query and item towers from search logs (and judgments)."""
     from dsr.encoders.retrieval_job import RetrievalJob, parse_csv_option, parse_hidden, run_retrieval_job
     from dsr.encoders.trainer import TrainConfig
@@ -67,7 +69,7 @@ def retrieval(catalog: Path, logs: tuple[Path, ...], judgments: Path | None, out
         backbone=None if backbone == "none" else backbone, personalise=personalise, dim=dim,
         hidden=tuple(parse_hidden(hidden)), validation_share=validation_share, device=device,
         train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, loss=loss, margin=margin,
-                          in_batch=in_batch, seed=seed, progress=progress),
+                          in_batch=in_batch, seed=seed, threads=threads or None, progress=progress),
     )
     _, report = run_retrieval_job(job, log=lambda m: click.echo(m, err=True))
     for problems in (report.logs, report.judgments):

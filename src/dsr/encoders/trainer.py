@@ -41,7 +41,7 @@ class TrainConfig:
     in_batch: bool = True
     seed: int = 0
     eval_k: int = 100
-    threads: int | None = 2
+    threads: int | None = 1  # more threads only help on an idle machine; see --threads
     progress: bool = True
 
     def __post_init__(self) -> None:
