@@ -78,8 +78,8 @@ def retrieval(catalog: Path, logs: tuple[Path, ...], judgments: Path | None, out
     res = report.result
     if res is None:
         return
-    best = res.epochs[res.best_epoch - 1]
-    val = f", validation recall@100 {best.val_recall:.4f}" if best.val_recall is not None else ""
+    best = res.epochs[res.best_epoch - 1] if res.best_epoch >= 1 else None
+    val = f", validation recall@100 {best.val_recall:.4f}" if best and best.val_recall is not None else ""
     click.echo(f"saved {out} ({report.triples} triples, best epoch {res.best_epoch}{val}, "
                f"{res.triples_per_s:.0f} triples/s)")
 

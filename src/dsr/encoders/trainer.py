@@ -62,7 +62,7 @@ class EpochResult:
 @dataclass(frozen=True)
 class TrainResult:
     epochs: tuple[EpochResult, ...]
-    best_epoch: int
+    best_epoch: int  # 0: no epoch beat the untrained towers on validation (they are kept)
     n_triples: int
     skipped_triples: int
     triples_per_s: float
@@ -160,6 +160,19 @@ def train_two_tower(
     dev = model.device
     history: list[EpochResult] = []
     best_state, best_metric, best_epoch = None, -1.0, 0
+    val_queries = [q for q in (validation or {}) if any(g > 0 for g in validation[q].values())]
+    val_backbone = q_backbone[[q_index[q] for q in val_queries]] if q_backbone is not None else None
+
+    def validate() -> float | None:
+        if not val_queries:
+            return None
+        return recall_at_k(model, item_feats, item_ids, val_queries, validation or {}, k=config.eval_k,
+                           query_backbone=val_backbone)
+
+    if val_queries:  # epoch 0: the untrained towers (with a residual backbone: the backbone itself)
+        best_metric = validate() or 0.0
+        best_state = copy.deepcopy(model.state_dict())
+        say(f"epoch 0: validation recall@{config.eval_k} {best_metric:.4f}")
     train_seconds = 0.0
     seen = 0
     for epoch in range(1, config.epochs + 1):
@@ -208,18 +221,14 @@ def train_two_tower(
         bar.close()
         epoch_seconds = time.perf_counter() - start
         train_seconds += epoch_seconds
-        val = None
-        if validation:
-            vq = [q for q in validation if any(g > 0 for g in validation[q].values())]
-            val = recall_at_k(model, item_feats, item_ids, vq, validation, k=config.eval_k,
-                              query_backbone=q_backbone[[q_index[q] for q in vq]] if q_backbone is not None else None)
+        val = validate()
         history.append(EpochResult(epoch, total / max(batches, 1), val, epoch_seconds))
         say(f"epoch {epoch}: loss {total / max(batches, 1):.4f}"
             + (f", validation recall@{config.eval_k} {val:.4f}" if val is not None else ""))
         metric = val if val is not None else float(epoch)
         if metric > best_metric:
             best_metric, best_epoch = metric, epoch
-            best_state = copy.deepcopy(model.state_dict()) if validation else None
+            best_state = copy.deepcopy(model.state_dict()) if val_queries else None
         if checkpoint_dir is not None:
             model.save(Path(checkpoint_dir) / "last", info={"epoch": epoch, "loss": total / max(batches, 1),
                                                               "val_recall": val})
