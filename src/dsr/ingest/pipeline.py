@@ -66,6 +66,7 @@ class IngestReport:
     cluster_seconds: float = 0.0
     sidecar_seconds: float = 0.0
     resumed_from_row: int = 0
+    done_before_resume: int = 0  # items written/deleted by the run(s) this one resumed
     cluster_retries: int = 0
     sidecar_count: int = 0
     stopped: bool = False
@@ -73,7 +74,8 @@ class IngestReport:
 
     @property
     def items_per_second(self) -> float:
-        return (self.written + self.deleted) / self.seconds if self.seconds else 0.0
+        done = self.written + self.deleted - self.done_before_resume
+        return done / self.seconds if self.seconds else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -217,6 +219,7 @@ def ingest(
         for key in ("read", "written", "deleted", "rejected"):
             setattr(report, key, int(resume.counts.get(key, 0)))
         report.resumed_from_row = resume.rows_done
+        report.done_before_resume = report.written + report.deleted
     run = _Run(backend, index, encoder, store, rejects, options, report)
     try:
         if catalog is not None and checkpoint is not None:
@@ -274,7 +277,8 @@ def _ingest_rows(run: _Run, catalog: Path, checkpoint: Checkpoint, checkpoint_pa
             if len(batch) >= options.batch_size:
                 commit(rows_done)
                 elapsed = time.perf_counter() - t_start
-                bar.set_postfix(items_s=f"{(report.written + report.deleted) / max(elapsed, 1e-9):.0f}",
+                done = report.written + report.deleted - report.done_before_resume
+                bar.set_postfix(items_s=f"{done / max(elapsed, 1e-9):.0f}",
                                 rejected=report.rejected, refresh=False)
         else:
             commit(rows_done)
