@@ -290,6 +290,7 @@ def main() -> None:
 
     from dsr.logs.synthetic import make_world
 
+    load_start = os.getloadavg()[0]
     t0 = time.perf_counter()
     world = make_world(n_items=n_items, n_queries=300, seed=7)
     queries = [q.text for q in world.queries]
@@ -323,7 +324,9 @@ def main() -> None:
     summary = {"bench": "serve_latency", "items": n_items, "requests_per_pipeline": n_req,
                "concurrency_for_qps": args.concurrency, "encoder": args.model or "dsr two-tower (untrained weights)",
                "ranker": args.ranker or "siamese (untrained weights)", "sidecar_kind": models["sidecar_kind"],
-               "cpu_count": os.cpu_count(), **results}
+               "cpu_count": os.cpu_count(),  # the machine is shared: a high load average skews every figure
+               "loadavg_1m_start": round(load_start, 2), "loadavg_1m_end": round(os.getloadavg()[0], 2),
+               **results}
     print(json.dumps(summary))
 
 
