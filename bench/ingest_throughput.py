@@ -9,7 +9,7 @@ bulk write of the same documents (no validation, no encoding, no sidecar) throug
 with and without precomputed vectors: the ceiling an ingest could reach on this cluster.
 
     .venv/bin/python bench/ingest_throughput.py            # 20k items
-    .venv/bin/python bench/ingest_throughput.py --quick    # 2k items (< 5 minutes)
+    .venv/bin/python bench/ingest_throughput.py --quick    # 500 items (< 5 minutes even with MiniLM on 2 busy cores)
 
 Engines: $DSR_TEST_ES_URL / $DSR_TEST_OS_URL when set, else local nodes are started and stopped.
 The last line printed is one JSON object.
@@ -84,7 +84,7 @@ def main() -> None:
     from dsr.plugin.backends import connect
     from dsr.settings import ConnectionSettings
 
-    n = args.n or (2_000 if args.quick else 20_000)
+    n = args.n or (500 if args.quick else 20_000)
     catalog_rows = make_world(n_items=n, n_queries=0, n_users=1).catalog
     encoder = resolve_encoder(args.model)
     encoder.encode_items(catalog_rows[:8])  # load the model outside the timings
