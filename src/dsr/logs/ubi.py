@@ -38,6 +38,7 @@ class _Query:
     user_id: str | None = None
     ts: float | None = None
     line: int = 0
+    from_query_doc: bool = False  # ts came from the ubi_queries document
     empty: bool = False  # a search with an empty query string (browsing), not a malformed one
     impressions: dict[str, float] = field(default_factory=dict)  # item -> best position
     clicks: list[tuple[float, str]] = field(default_factory=list)
@@ -161,7 +162,8 @@ def load_ubi(
                     reject(report, n, "missing query", raw, max_errors=max_errors, source=src)
                     continue
                 q.text, q.user_id, q.line = text.strip(), _user(doc), n
-                q.ts = ts if ts is not None else q.ts
+                if ts is not None:
+                    q.ts, q.from_query_doc = ts, True
                 continue
             action = doc.get("action_name")
             if not isinstance(action, str) or not action:
@@ -181,8 +183,8 @@ def load_ubi(
             if q.text is None and isinstance(text, str) and text.strip():
                 q.text = text.strip()
             q.user_id = q.user_id or _user(doc)
-            if q.ts is None or (ts is not None and ts < q.ts and action in IMPRESSION_ACTIONS):
-                q.ts = ts if q.ts is None else min(q.ts, ts) if ts is not None else q.ts
+            if ts is not None and not q.from_query_doc:  # no ubi_queries time yet: the earliest event's
+                q.ts = ts if q.ts is None else min(q.ts, ts)
             when = ts if ts is not None else float(n)
             if action in IMPRESSION_ACTIONS:
                 q.impressions[item] = min(q.impressions.get(item, float("inf")), _position(doc))
