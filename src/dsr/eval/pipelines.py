@@ -151,15 +151,18 @@ class EvalContext:
         extra = [Path(p) for p in os.environ.get("DSR_TEXT_CACHE", "").split(os.pathsep) if p]
         shared = SharedTextCache([data / "bench", *extra])
         encoder = self.untuned_encoder
-        return text_embeddings(
+        # last item first: a benchmark filling the shared cache from the first item meets us halfway
+        texts = [item_text(it) for it in reversed(self.items)]
+        vectors = text_embeddings(
             encoder.encode_texts,
-            [item_text(it) for it in self.items],
+            texts,
             dim=encoder.dim,
             cache_dir=data / "texts",
             shared=shared,
             progress=self.progress,
             desc="MiniLM item vectors",
         )
+        return vectors[::-1].copy()
 
     @cached_property
     def index(self) -> str:
