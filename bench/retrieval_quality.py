@@ -5,9 +5,9 @@ backend's term search): recall@100 on the no-term-overlap queries and NDCG@10 / 
 queries. Target: DSR no-overlap recall@100 >= 3x BM25's; DSR NDCG@10 not below BM25's.
 
 Real set (../shared/datasets/homedepot): towers with the frozen MiniLM backbone (trainable residual
-heads) trained on judged pairs of the train split, vs the untuned MiniLM and
-BM25, NDCG@10 and recall@100 on dev queries (heads trained with in-batch softmax, lr 3e-4). For CPU time the catalog is a deterministic subset: the
-judged items of the sampled train and dev queries plus random distractor products (all three systems
+heads, in-batch softmax, lr 3e-4) trained on judged pairs of the train split, vs the untuned MiniLM
+and BM25, NDCG@10 and recall@100 on dev queries. For CPU time the catalog is a deterministic subset:
+the judged items of the sampled train and dev queries plus random distractor products (all three systems
 search the same subset); MiniLM vectors are cached on disk (.dsr/cache/bench).
 
 Speed: training throughput (triples/s) and query-tower latency (ms per query, batch 1) on this
