@@ -49,7 +49,7 @@ class IndexConfig:
     nlist: int | None = None  # IVF lists; default 4 * sqrt(n)
     pq_m: int | None = None  # PQ sub-quantizers (bytes per vector); default dim / 8
     nprobe: int = 32
-    rerank: int = 10  # IVF-PQ: re-score k * rerank candidates exactly
+    rerank: int = 32  # IVF-PQ: re-score k * rerank candidates exactly (PQ order alone is coarse)
     compact_ratio: float = 0.3
 
     def __post_init__(self) -> None:
