@@ -58,7 +58,7 @@ def train_all(train, val, catalog, args, *, epochs: int) -> dict:
     for name, use_text in (("siamese_numeric", False), ("siamese_all", True)):
         t = time.perf_counter()
         out[name], s = train_siamese(train, val, ext, SiameseTrainConfig(
-            use_text=use_text, epochs=epochs, patience=2, threads=args.threads, progress=False))
+            use_text=use_text, epochs=epochs, patience=1, threads=args.threads, progress=False))
         log(f"  {name}: best epoch {s.best_epoch}/{s.epochs_run} val {s.best_val} {time.perf_counter() - t:.0f}s")
     return out
 
@@ -81,7 +81,7 @@ def synthetic(args) -> tuple[dict, dict]:
     cut = int(len(groups) * 0.8)  # later sessions are the test set
     train, val = split_by_group(groups[:cut], 0.1)
     test = groups[cut:]
-    models = train_all(train, val, catalog, args, epochs=6 if args.quick else 12)
+    models = train_all(train, val, catalog, args, epochs=4 if args.quick else 10)
     scores = score_all(models, test)
     out: dict = {"session_auc": {}, "ndcg5": {}, "ndcg5_planted": {}}
     planted = [[world.personal_grade(g.query, str(c.item["id"]), g.user["user_id"]) for c in g.candidates]
@@ -140,7 +140,7 @@ def homedepot(args) -> dict:
         dev, skipped_d = groups_from_judgments(dev_j, catalog, first_stage=bm25)
         log(f"  groups: {len(train)} train {skipped_t}, {len(dev)} dev {skipped_d} {time.perf_counter() - t:.0f}s")
     fit, val = split_by_group(train, 0.1)
-    models = train_all(fit, val, catalog, args, epochs=5 if args.quick else 10)
+    models = train_all(fit, val, catalog, args, epochs=3 if args.quick else 8)
     scores = score_all(models, dev)
     out: dict = {"pairwise_auc": {}, "ndcg5": {}, "ndcg10": {}}
     for name in ORDERINGS:

@@ -24,9 +24,9 @@ import click
               help="Stop when more log lines than this are malformed (they are always reported).")
 @click.option("--features", "feature_set", type=click.Choice(["all", "numeric"]), default="all",
               show_default=True, help="Siamese inputs: numeric + text + click stream, or numeric only.")
-@click.option("--position-eta", type=float, default=1.0, show_default=True,
+@click.option("--position-eta", type=float, default=0.5, show_default=True,
               help="Position-bias correction: pairs weighted by position**eta of the preferred item (0 = off).")
-@click.option("--max-weight", type=float, default=10.0, show_default=True, help="Clip for the pair weights.")
+@click.option("--max-weight", type=float, default=5.0, show_default=True, help="Clip for the pair weights.")
 @click.option("--epochs", type=int, default=20, show_default=True, help="Most epochs (early stopping ends sooner).")
 @click.option("--patience", type=int, default=3, show_default=True,
               help="Stop after this many epochs without a better validation session AUC.")

@@ -67,6 +67,7 @@ class FeatureConfig:
     query_len: int = 16
     item_len: int = 32
     click_depth: int = 5
+    item_id_hash: bool = False  # add a per-item id bucket (memorises items; off: text only)
     popularity_fields: tuple[str, ...] = ("popularity", "sales", "sales_volume", "review_count")
     rating_fields: tuple[str, ...] = ("rating", "review_average")
     ctr_field: str = "ctr"
@@ -116,13 +117,18 @@ class FeatureExtractor:
         self._item_ids = lru_cache(maxsize=200_000)(self._item_ids_uncached)
 
     # -- ids ---------------------------------------------------------------------------------
-    def _item_ids_uncached(self, item_id: str, text: str) -> tuple[int, ...]:
-        cfg = self.config
-        ids = hashed_ngram_ids(text, cfg.buckets)[: cfg.item_len]
-        return (stable_hash("id:" + item_id, cfg.buckets), *ids)
+    def _item_ids_uncached(self, text: str) -> tuple[int, ...]:
+        return tuple(hashed_ngram_ids(text, self.config.buckets)[: self.config.item_len])
+
+    def item_text_ids(self, item: Item) -> tuple[int, ...]:
+        return self._item_ids(item_text(item))
 
     def item_ids(self, item: Item) -> tuple[int, ...]:
-        return self._item_ids(str(item.get("id", "")), item_text(item))
+        """Text ids, after the item's own id bucket when `item_id_hash` is on."""
+        ids = self.item_text_ids(item)
+        if self.config.item_id_hash:
+            return (stable_hash("id:" + str(item.get("id", "")), self.config.buckets), *ids)
+        return ids
 
     def query_ids(self, query: str) -> np.ndarray:
         out = np.full(self.config.query_len, PAD, dtype=np.int64)
@@ -142,8 +148,8 @@ class FeatureExtractor:
 
     def click_ids(self, recent: Sequence[Item]) -> np.ndarray:
         out = np.full(self.config.click_len, PAD, dtype=np.int64)
-        # text only: the item-id hash would turn the stream into a per-session fingerprint
-        flat = [i for item in recent for i in self.item_ids(item)[1:]][: self.config.click_len]
+        # text only: item-id buckets would turn the stream into a per-session fingerprint
+        flat = [i for item in recent for i in self.item_text_ids(item)][: self.config.click_len]
         out[: len(flat)] = flat
         return out
 

@@ -9,9 +9,12 @@ item she looked at, and she looks at lower positions less often; with the usual 
 `P(examined at position k) = (1 / k) ** eta` a pair whose preferred item sat at position k was logged
 `k ** eta` times less often than an identical pair at position 1. Each pair therefore carries the
 weight `min(max_weight, k ** eta)` (k 1-based, of the preferred item), clipped to bound the
-variance; `eta=0` switches the correction off. We keep every pair rather than only "clicked below a
-skipped item" (skip-above) pairs because skip-above throws away every click at position 1, which is
-most of them.
+variance; `eta=0` switches the correction off. The default is a partial correction (eta 0.5, clip 5):
+on the synthetic logs (true examination exponent 0.8) the full correction (eta 1, clip 10) made the
+tower favour low-position clicks so strongly that its session AUC on held-out *logged* sessions fell
+below the first stage's (0.873 vs 0.879 after one epoch), while eta 0.5 gave 0.905 and eta 0 0.909.
+We keep every pair rather than only "clicked below a skipped item" (skip-above) pairs because
+skip-above throws away every click at position 1, which is most of them.
 
 Items with an event but absent from the impression list (e.g. an order logged without its
 impression) are treated as shown after the last impression. Sessions that yield no pair are counted
@@ -38,8 +41,8 @@ ALL_PREFERRED = "no preference (every shown item equally preferred)"
 class PositionBias:
     """Inverse propensity weights `min(max_weight, position ** eta)` for the preferred item."""
 
-    eta: float = 1.0
-    max_weight: float = 10.0
+    eta: float = 0.5
+    max_weight: float = 5.0
 
     def weight(self, position: int) -> float:
         return float(min(self.max_weight, float(position) ** self.eta))

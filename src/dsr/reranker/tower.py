@@ -2,11 +2,11 @@
 
 The same module is the serving scorer (one tower, each candidate scored once) and both arms of
 the Siamese training step (shared weights, applied to a and b). Text and click-stream ids go through
-one shared hashed embedding table, sum-pooled. The query and the click stream enter only through
-their element-wise products with the item (query*item, clicks*item): a shallow MLP can then express
-"matches the query" and "like what this user clicked" without learning multiplication, and the
-pooled query or click stream alone (which nearly identifies one session) cannot be memorised as a
-per-session offset.
+one shared hashed embedding table, sum-pooled. The query enters through its element-wise product
+with the item (query*item), so a shallow MLP can express "matches the query" without learning
+multiplication. The click stream enters only as two scalars, its dot product and cosine with the
+item ("like what this user clicked"): the pooled stream nearly identifies one session, and fed in
+as a vector it lets the tower memorise each training session's clicks instead of learning tastes.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class RankerTower(nn.Module):
             nn.init.normal_(self.embedding.weight, std=0.05)
             with torch.no_grad():
                 self.embedding.weight[0].zero_()
-            width += 3 * config.dim
+            width += 2 * config.dim + 2
         self.dropout = nn.Dropout(config.dropout)
         h1, h2, h3 = config.hidden
         self.mlp = nn.Sequential(
@@ -70,5 +70,7 @@ class RankerTower(nn.Module):
             q = self.embedding(query_ids).sum(1)
             i = self.embedding(item_ids).sum(1)
             c = self.embedding(click_ids).sum(1)
-            x = self.dropout(torch.cat([x, i, q * i, c * i], dim=1))
+            dot = (c * i).sum(1, keepdim=True)
+            cos = dot / (c.norm(dim=1, keepdim=True) * i.norm(dim=1, keepdim=True)).clamp_min(1e-6)
+            x = self.dropout(torch.cat([x, i, q * i, dot, cos], dim=1))
         return self.mlp(x).squeeze(1)

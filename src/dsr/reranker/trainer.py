@@ -33,6 +33,7 @@ class SiameseTrainConfig:
     epochs: int = 20
     batch_size: int = 512
     lr: float = 2e-3
+    embedding_lr: float = 3e-4  # slower than the MLP: hashed text embeddings memorise sessions fast
     weight_decay: float = 0.0
     patience: int = 3
     seed: int = 0
@@ -91,7 +92,10 @@ def train_siamese(
         tower = RankerTower(TowerConfig(n_numeric=train.numeric.shape[1], use_text=cfg.use_text,
                                         buckets=extractor.config.buckets, dim=cfg.dim, hidden=cfg.hidden))
         tower.set_normalisation(train.numeric)
-        opt = torch.optim.Adam(tower.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        emb = [p for n, p in tower.named_parameters() if n.startswith("embedding.")]
+        rest = [p for n, p in tower.named_parameters() if not n.startswith("embedding.")]
+        groups = [{"params": rest, "lr": cfg.lr}] + ([{"params": emb, "lr": cfg.embedding_lr}] if emb else [])
+        opt = torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
         loss_fn = PairwiseBCELoss()
         gen = torch.Generator().manual_seed(cfg.seed)
         n_pairs = train.pair_rows.shape[0]

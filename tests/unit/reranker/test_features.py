@@ -72,7 +72,10 @@ def test_text_and_click_ids_are_padded_to_fixed_widths():
     user = {"recent_clicks": [{"id": "x", "title": "a b c d e"}, {"id": "y", "title": "f"}, {"id": "z"}]}
     f = ext.extract("one two three four five", [Candidate(item={"id": "a", "title": "red drill"})], user)
     assert f.query_ids.shape == (4,) and (f.query_ids > 0).all()
-    assert f.item_ids.shape == (1, 4) and (f.item_ids[0, :4] > 0).all()  # id hash + 3 text ids
+    assert f.item_ids.shape == (1, 4)
+    assert (f.item_ids[0, :3] > 0).all() and f.item_ids[0, 3] == 0  # red, drill, "red drill", padding
+    with_id = FeatureExtractor(FeatureConfig(buckets=1000, item_len=3, item_id_hash=True))
+    assert (with_id.extract("q", [Candidate(item={"id": "a", "title": "red drill"})]).item_ids > 0).all()
     assert f.click_ids.shape == (6,)
     assert (f.click_ids[:4] > 0).all() and (f.click_ids[4:] == 0).all()  # 3 ids of x, 1 of y, padding
 
