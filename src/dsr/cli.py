@@ -90,7 +90,10 @@ def main(argv: list[str] | None = None) -> None:
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="dsr", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="dsr", standalone_mode=False)
+        # without standalone mode click returns a command's `ctx.exit(n)` code instead of exiting
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
