@@ -33,9 +33,10 @@ class SiameseTrainConfig:
     epochs: int = 20
     batch_size: int = 512
     lr: float = 2e-3
-    embedding_lr: float = 3e-4  # slower than the MLP: hashed text embeddings memorise sessions fast
+    embedding_lr: float = 2e-4  # slower than the MLP: hashed text embeddings memorise sessions fast
     weight_decay: float = 0.0
-    patience: int = 3
+    patience: int = 3  # epochs without a better validation session AUC
+    evals_per_epoch: int = 4
     seed: int = 0
     threads: int = 2
     progress: bool = True
@@ -100,13 +101,18 @@ def train_siamese(
         gen = torch.Generator().manual_seed(cfg.seed)
         n_pairs = train.pair_rows.shape[0]
         best, best_epoch, best_state, history, bad = -math.inf, 0, None, [], 0
+        best_record: dict[str, float] = {}
+        n_steps = math.ceil(n_pairs / cfg.batch_size)
+        # validate a few times per epoch: the text embeddings can start to memorise within one epoch
+        checks = {min(n_steps, math.ceil(n_steps * (j + 1) / max(1, cfg.evals_per_epoch)))
+                  for j in range(max(1, cfg.evals_per_epoch))}
+        stop = False
         for epoch in range(1, cfg.epochs + 1):
             tower.train()
             perm = torch.randperm(n_pairs, generator=gen)
-            total = 0.0
-            steps = range(0, n_pairs, cfg.batch_size)
-            for start in tqdm(steps, desc=f"epoch {epoch}", disable=not cfg.progress, leave=False):
-                idx = perm[start: start + cfg.batch_size]
+            total, seen = 0.0, 0
+            for step in tqdm(range(1, n_steps + 1), desc=f"epoch {epoch}", disable=not cfg.progress, leave=False):
+                idx = perm[(step - 1) * cfg.batch_size: step * cfg.batch_size]
                 rows = train.pair_rows[idx]
                 logits = tower(*train.rows(rows.reshape(-1))).reshape(-1, 2)
                 loss = loss_fn(logits[:, 0], logits[:, 1], weights=train.pair_weights[idx])
@@ -114,28 +120,35 @@ def train_siamese(
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
-            record = {"epoch": epoch, "train_loss": total / n_pairs}
-            if val is not None and val.n_groups:
-                record.update({f"val_{k}": v for k, v in evaluate(tower, val).items()})
-                metric = record["val_session_auc"]
-            else:
-                metric = -record["train_loss"]
-            history.append(record)
-            if cfg.progress:
-                tqdm.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                    for k, v in record.items()))
-            if metric > best:
-                best, best_epoch, bad = metric, epoch, 0
-                best_state = copy.deepcopy(tower.state_dict())
-            else:
-                bad += 1
-                if bad >= cfg.patience:
-                    break
+                seen += len(idx)
+                if step not in checks:
+                    continue
+                record = {"epoch": round(epoch - 1 + step / n_steps, 3), "train_loss": total / seen}
+                if val is not None and val.n_groups:
+                    record.update({f"val_{k}": v for k, v in evaluate(tower, val).items()})
+                    metric = record["val_session_auc"]
+                    tower.train()
+                else:
+                    metric = -record["train_loss"]
+                history.append(record)
+                if cfg.progress:
+                    tqdm.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                        for k, v in record.items()))
+                if metric > best:
+                    best, best_epoch, bad, best_record = metric, epoch, 0, record
+                    best_state = copy.deepcopy(tower.state_dict())
+                else:
+                    bad += 1
+                    if bad >= cfg.patience * max(1, cfg.evals_per_epoch):
+                        stop = True
+                        break
+            if stop:
+                break
         assert best_state is not None
         tower.load_state_dict(best_state)
         tower.eval()
-        best_val = {k[4:]: v for k, v in history[best_epoch - 1].items() if k.startswith("val_")}
-        summary = TrainSummary(epochs_run=len(history), best_epoch=best_epoch, best_val=best_val, history=history)
+        best_val = {k[4:]: v for k, v in best_record.items() if k.startswith("val_")}
+        summary = TrainSummary(epochs_run=epoch, best_epoch=best_epoch, best_val=best_val, history=history)
         return SiameseRanker(extractor, tower), summary
     finally:
         torch.set_num_threads(prev_threads)
