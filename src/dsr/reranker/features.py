@@ -21,7 +21,7 @@ import numpy as np
 
 from dsr.catalog import Item, item_text, numeric_field
 from dsr.reranker.base import Candidate
-from dsr.text import hashed_ngram_ids, stable_hash, term_overlap
+from dsr.text import hashed_ngram_ids, stable_hash, tokenize
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ NUMERIC_FEATURES: tuple[NumericFeature, ...] = (
     NumericFeature("has_dsr", 0.0, "1 when the DSR similarity is known"),
     NumericFeature("log_fused_rank", 0.0, "log1p of the 0-based rank after fusion"),
     NumericFeature("fused_rr", 1.0, "1 / (1 + fused rank)"),
-    NumericFeature("title_overlap", 0.0, "share of query tokens in the title (cross feature)"),
+    NumericFeature("title_overlap", 0.0, "share of query tokens in the title, dsr.text.term_overlap (cross feature)"),
     NumericFeature("text_overlap", 0.0, "share of query tokens in title + brand + category (cross feature)"),
 )
 NUMERIC_NAMES: tuple[str, ...] = tuple(f.name for f in NUMERIC_FEATURES)
@@ -115,6 +115,7 @@ class FeatureExtractor:
         self.catalog = catalog or {}
         self._cols = [NUMERIC_NAMES.index(n) for n in self.config.numeric]
         self._item_ids = lru_cache(maxsize=200_000)(self._item_ids_uncached)
+        self._tokens = lru_cache(maxsize=400_000)(lambda text: frozenset(tokenize(text)))
 
     # -- ids ---------------------------------------------------------------------------------
     def _item_ids_uncached(self, text: str) -> tuple[int, ...]:
@@ -173,6 +174,7 @@ class FeatureExtractor:
         priced = sorted(p for p in prices if math.isfinite(p))
         bm25s = [c.bm25 for c in candidates if c.bm25 is not None and math.isfinite(c.bm25)]
         best_bm25 = max(bm25s) if bm25s else 0.0
+        q_tokens = set(tokenize(query))
         for r, (c, price) in enumerate(zip(candidates, prices, strict=True)):
             row = rows[r]
             if math.isfinite(price) and price >= 0:
@@ -203,8 +205,10 @@ class FeatureExtractor:
             rank = max(0, int(c.fused_rank))
             row[col["log_fused_rank"]] = math.log1p(rank)
             row[col["fused_rr"]] = 1.0 / (1.0 + rank)
-            row[col["title_overlap"]] = term_overlap(query, str(c.item.get("title") or ""))
-            row[col["text_overlap"]] = term_overlap(query, item_text(c.item))
+            if q_tokens:  # term_overlap, with the item's tokens cached
+                title = self._tokens(str(c.item.get("title") or ""))
+                row[col["title_overlap"]] = len(q_tokens & title) / len(q_tokens)
+                row[col["text_overlap"]] = len(q_tokens & self._tokens(item_text(c.item))) / len(q_tokens)
         defaults = np.array([f.default for f in NUMERIC_FEATURES])
         rows = np.where(np.isfinite(rows), rows, defaults)  # the last guard: never NaN/inf
         return rows[:, self._cols].astype(np.float32)
