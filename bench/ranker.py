@@ -153,13 +153,13 @@ def homedepot(args) -> dict:
     return out
 
 
-def latency(ctx: dict, threads: int, reps: int) -> dict:
-    test = [g for g in ctx["test"]]
+def latency(ctx: dict, threads: int, reps: int, names: tuple[str, ...] = ("siamese_all", "xgboost")) -> dict:
+    test = list(ctx["test"])
     catalog = list(ctx["catalog"].values())
     rng = np.random.default_rng(0)
     out = {}
     prev = torch.get_num_threads()
-    for name in ("siamese_all", "xgboost"):
+    for name in names:
         model = ctx["models"][name]
         for label, n in (("1thread", 1), ("all_threads", threads)):
             torch.set_num_threads(n)
@@ -178,14 +178,53 @@ def latency(ctx: dict, threads: int, reps: int) -> dict:
     return out
 
 
+def latency_untrained(args) -> dict:
+    from dsr.reranker.siamese import SiameseRanker
+    from dsr.reranker.tower import RankerTower, TowerConfig
+
+    world = make_world(n_items=1000, n_queries=150, n_users=100, seed=0)
+    sessions = simulate_sessions(world, 500, seed=1)
+    catalog = world.items_by_id
+    pairs, _ = build_pairs(sessions, known_ids=catalog)
+    test = groups_from_sessions(pairs, catalog, histories=click_histories(sessions))
+    ext = FeatureExtractor(FeatureConfig(), catalog)
+    tower = RankerTower(TowerConfig(n_numeric=len(ext.config.numeric), buckets=ext.config.buckets))
+    model = SiameseRanker(ext, tower)
+    out = latency({"models": {"siamese_all": model}, "test": test, "catalog": catalog}, args.threads, 1000,
+                  names=("siamese_all",))
+    # the tower alone on already extracted features
+    g = test[0]
+    cands = [Candidate(item=c, fused_rank=k) for k, c in enumerate(list(catalog.values())[:100])]
+    f = ext.extract(g.query, cands, g.user)
+    inputs = (torch.from_numpy(f.numeric), torch.from_numpy(f.query_ids).expand(100, -1),
+              torch.from_numpy(f.item_ids), torch.from_numpy(f.click_ids).expand(100, -1))
+    for label, n in (("1thread", 1), ("all_threads", args.threads)):
+        torch.set_num_threads(n)
+        times = []
+        with torch.inference_mode():
+            for _ in range(1000):
+                t = time.perf_counter()
+                tower(*inputs)
+                times.append((time.perf_counter() - t) * 1000)
+        out[f"tower_only_{label}"] = {"p50": round(float(np.percentile(times[100:], 50)), 3),
+                                      "p99": round(float(np.percentile(times[100:], 99)), 3)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller world and subsets (under 5 minutes on a free CPU)")
     ap.add_argument("--skip-real", action="store_true", help="skip the homedepot part")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--latency-only", action="store_true",
+                    help="only the scoring latency, with an untrained tower of the same shape")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     t0 = time.perf_counter()
+    if args.latency_only:
+        print(json.dumps({"latency_ms": latency_untrained(args), "threads": args.threads,
+                          "seconds": round(time.perf_counter() - t0, 1)}))
+        return
     syn, ctx = synthetic(args)
     log(f"synthetic: {syn}")
     lat = latency(ctx, args.threads, 200 if args.quick else 1000)
