@@ -197,7 +197,8 @@ def latency_untrained(args) -> dict:
     cands = [Candidate(item=c, fused_rank=k) for k, c in enumerate(list(catalog.values())[:100])]
     f = ext.extract(g.query, cands, g.user)
     inputs = (torch.from_numpy(f.numeric), torch.from_numpy(f.query_ids).expand(100, -1),
-              torch.from_numpy(f.item_ids), torch.from_numpy(f.click_ids).expand(100, -1))
+              torch.from_numpy(f.item_ids), torch.from_numpy(f.click_ids).expand(100, -1),
+              torch.from_numpy(f.click_cross))
     for label, n in (("1thread", 1), ("all_threads", args.threads)):
         torch.set_num_threads(n)
         times = []

@@ -94,6 +94,7 @@ class GroupFeatures:
     query_ids: np.ndarray  # int64 [query_len]
     item_ids: np.ndarray  # int64 [n, item_len + 1]
     click_ids: np.ndarray  # int64 [click_len]
+    click_cross: np.ndarray  # float32 [n, 2]: click-stream cross features (neural model only)
 
 
 def _first_number(item: Item, names: Sequence[str]) -> float | None:
@@ -213,6 +214,28 @@ class FeatureExtractor:
         rows = np.where(np.isfinite(rows), rows, defaults)  # the last guard: never NaN/inf
         return rows[:, self._cols].astype(np.float32)
 
+    def click_cross(self, candidates: Sequence[Candidate], recent: Sequence[Item]) -> np.ndarray:
+        """Per candidate: share of its tokens found in the recent clicks, share of clicks of its brand.
+
+        Part of the click-stream group (not the numeric set the XGBoost baseline reads): the
+        hand-made counterpart of the pooled click embeddings, 0 without a click history.
+        """
+        out = np.zeros((len(candidates), 2), dtype=np.float32)
+        if not recent:
+            return out
+        seen: set[str] = set()
+        for it in recent:
+            seen |= self._tokens(item_text(it))
+        brands = [str(it.get("brand") or "").lower() for it in recent]
+        for r, c in enumerate(candidates):
+            toks = self._tokens(item_text(c.item))
+            if toks:
+                out[r, 0] = len(toks & seen) / len(toks)
+            brand = str(c.item.get("brand") or "").lower()
+            if brand:
+                out[r, 1] = sum(b == brand for b in brands) / len(recent)
+        return out
+
     # -- all ---------------------------------------------------------------------------------
     def extract(self, query: str, candidates: Sequence[Candidate],
                 user: Mapping[str, Any] | None = None) -> GroupFeatures:
@@ -227,4 +250,5 @@ class FeatureExtractor:
             query_ids=self.query_ids(query),
             item_ids=item_ids,
             click_ids=self.click_ids(recent),
+            click_cross=self.click_cross(candidates, recent),
         )

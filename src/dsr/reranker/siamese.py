@@ -42,6 +42,7 @@ class SiameseRanker:
             torch.from_numpy(f.query_ids).expand(n, -1),
             torch.from_numpy(f.item_ids),
             torch.from_numpy(f.click_ids).expand(n, -1),
+            torch.from_numpy(f.click_cross),
         )
         return logits.numpy().astype(np.float32)
 

@@ -19,6 +19,7 @@ class FeatureTable:
     row_group: torch.Tensor  # int64 [N]
     query_ids: torch.Tensor  # int64 [G, Lq]
     click_ids: torch.Tensor  # int64 [G, Lc]
+    click_cross: torch.Tensor  # float32 [N, 2]
     offsets: np.ndarray  # [G + 1], rows of group g are offsets[g]:offsets[g+1]
     labels: list[tuple[float, ...]]
     pair_rows: torch.Tensor  # int64 [P, 2] (preferred row, other row)
@@ -27,7 +28,7 @@ class FeatureTable:
 
     @classmethod
     def build(cls, groups: Sequence[RankGroup], extractor: FeatureExtractor) -> FeatureTable:
-        numeric, items, row_group, queries, clicks, offsets = [], [], [], [], [], [0]
+        numeric, items, row_group, queries, clicks, cross, offsets = [], [], [], [], [], [], [0]
         pairs, weights, pair_group = [], [], []
         for g, group in enumerate(groups):
             f = extractor.extract(group.query, group.candidates, group.user)
@@ -37,6 +38,7 @@ class FeatureTable:
             row_group.append(np.full(len(group.candidates), g))
             queries.append(f.query_ids)
             clicks.append(f.click_ids)
+            cross.append(f.click_cross)
             offsets.append(base + len(group.candidates))
             for a, b, w in group.pairs:
                 pairs.append((base + a, base + b))
@@ -50,6 +52,7 @@ class FeatureTable:
             row_group=torch.from_numpy(np.concatenate(row_group) if row_group else np.zeros(0, np.int64)),
             query_ids=torch.from_numpy(np.stack(queries) if queries else np.zeros((0, cfg.query_len), np.int64)),
             click_ids=torch.from_numpy(np.stack(clicks) if clicks else np.zeros((0, cfg.click_len), np.int64)),
+            click_cross=torch.from_numpy(np.concatenate(cross) if cross else np.zeros((0, 2), np.float32)),
             offsets=np.asarray(offsets),
             labels=[g.labels for g in groups],
             pair_rows=torch.tensor(pairs, dtype=torch.int64).reshape(-1, 2),
@@ -61,10 +64,10 @@ class FeatureTable:
     def n_groups(self) -> int:
         return len(self.offsets) - 1
 
-    def rows(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Tower inputs (numeric, query ids, item ids, click ids) for the given rows."""
+    def rows(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Tower inputs (numeric, query ids, item ids, click ids, click cross) for the given rows."""
         g = self.row_group[idx]
-        return self.numeric[idx], self.query_ids[g], self.item_ids[idx], self.click_ids[g]
+        return self.numeric[idx], self.query_ids[g], self.item_ids[idx], self.click_ids[g], self.click_cross[idx]
 
     def group_scores(self, flat: np.ndarray) -> list[np.ndarray]:
         return [flat[self.offsets[g]: self.offsets[g + 1]] for g in range(self.n_groups)]

@@ -5,8 +5,9 @@ the Siamese training step (shared weights, applied to a and b). Text and click-s
 one shared hashed embedding table, sum-pooled. The query enters through its element-wise product
 with the item (query*item), so a shallow MLP can express "matches the query" without learning
 multiplication. The click stream enters only as two scalars, its dot product and cosine with the
-item ("like what this user clicked"): the pooled stream nearly identifies one session, and fed in
-as a vector it lets the tower memorise each training session's clicks instead of learning tastes.
+item ("like what this user clicked"), beside two hand-made click-stream cross features: the
+pooled stream nearly identifies one session, and fed in as a vector it lets the tower memorise
+each training session's clicks instead of learning tastes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any
 
 import torch
 from torch import nn
+
+
+MIN_STD = 1e-3
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class RankerTower(nn.Module):
             nn.init.normal_(self.embedding.weight, std=0.05)
             with torch.no_grad():
                 self.embedding.weight[0].zero_()
-            width += 2 * config.dim + 2
+            width += 2 * config.dim + 4
         self.dropout = nn.Dropout(config.dropout)
         h1, h2, h3 = config.hidden
         self.mlp = nn.Sequential(
@@ -60,17 +64,24 @@ class RankerTower(nn.Module):
     def set_normalisation(self, numeric: torch.Tensor) -> None:
         """Standardise numeric inputs with the training set's mean/std (stored with the weights)."""
         self.numeric_mean.copy_(numeric.mean(0))
-        self.numeric_std.copy_(numeric.std(0).clamp_min(1e-3))
+        self.numeric_std.copy_(numeric.std(0).clamp_min(MIN_STD))
 
     def forward(self, numeric: torch.Tensor, query_ids: torch.Tensor | None = None,
-                item_ids: torch.Tensor | None = None, click_ids: torch.Tensor | None = None) -> torch.Tensor:
+                item_ids: torch.Tensor | None = None, click_ids: torch.Tensor | None = None,
+                click_cross: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [B] for rows: numeric [B, F], ids [B, L] (0 = padding)."""
-        x = (numeric - self.numeric_mean) / self.numeric_std
+        # A feature that never varied in training (std at its floor, e.g. first-stage scores absent from
+        # the logs) carries no learned signal: hold it at its training value rather than let an unseen
+        # value, blown up by the floor std, swamp the score. Others are bounded to +-6 std for the same reason.
+        seen = (self.numeric_std > MIN_STD).to(numeric.dtype)
+        x = ((numeric - self.numeric_mean) / self.numeric_std).clamp(-6.0, 6.0) * seen
         if self.config.use_text:
             q = self.embedding(query_ids).sum(1)
             i = self.embedding(item_ids).sum(1)
             c = self.embedding(click_ids).sum(1)
             dot = (c * i).sum(1, keepdim=True)
             cos = dot / (c.norm(dim=1, keepdim=True) * i.norm(dim=1, keepdim=True)).clamp_min(1e-6)
-            x = self.dropout(torch.cat([x, i, q * i, dot, cos], dim=1))
+            if click_cross is None:
+                click_cross = torch.zeros(x.shape[0], 2, dtype=x.dtype)
+            x = self.dropout(torch.cat([x, i, q * i, dot, cos, click_cross], dim=1))
         return self.mlp(x).squeeze(1)

@@ -91,3 +91,13 @@ def test_a_numeric_subset_is_declared_by_name():
 def test_feature_config_round_trips_through_its_config_dict():
     cfg = FeatureConfig(buckets=512, numeric=("bm25",))
     assert FeatureConfig.from_config(cfg.to_config()) == cfg
+
+
+def test_click_stream_cross_features_measure_overlap_with_the_recent_clicks():
+    recent = [{"id": "x", "title": "red drill", "brand": "Acme"}, {"id": "y", "title": "saw", "brand": "Bosch"}]
+    cands = [Candidate(item={"id": "a", "title": "red drill", "brand": "Acme"}),
+             Candidate(item={"id": "b", "title": "blue hammer", "brand": "Other"})]
+    f = FeatureExtractor().extract("drill", cands, {"recent_clicks": recent})
+    # a: tokens red, drill, acme all seen; half the clicks are Acme. b: nothing in common.
+    assert f.click_cross.tolist() == [[1.0, 0.5], [0.0, 0.0]]
+    assert FeatureExtractor().extract("drill", cands).click_cross.tolist() == [[0.0, 0.0], [0.0, 0.0]]
