@@ -10,8 +10,8 @@ from dsr.settings import ConnectionSettings
 
 
 @click.command()
-@click.option("--items", type=int, default=3000, show_default=True, help="Synthetic catalog size.")
-@click.option("--sessions", type=int, default=20000, show_default=True, help="Simulated search sessions.")
+@click.option("--items", type=int, default=2000, show_default=True, help="Synthetic catalog size.")
+@click.option("--sessions", type=int, default=8000, show_default=True, help="Simulated search sessions.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where models and indexes go (default: <data-dir>/demo).")
