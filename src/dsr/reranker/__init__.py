@@ -1,1 +1,18 @@
-"""dsr.reranker."""
+"""dsr.reranker: the Siamese pairwise re-ranker (DPR), its XGBoost baseline, and their training."""
+
+from dsr.reranker.base import Candidate, Reranker
+from dsr.reranker.features import NUMERIC_FEATURES, FeatureConfig, FeatureExtractor
+from dsr.reranker.groups import RankGroup, click_histories, groups_from_judgments, groups_from_sessions
+from dsr.reranker.job import RankerJob, load_reranker, run_ranker_job
+from dsr.reranker.loss import PairwiseBCELoss
+from dsr.reranker.pairs import PairReport, PositionBias, build_pairs
+from dsr.reranker.siamese import SiameseRanker
+from dsr.reranker.trainer import SiameseTrainConfig, split_by_group, train_siamese
+from dsr.reranker.xgb import XGBoostRanker, train_xgboost
+
+__all__ = [
+    "NUMERIC_FEATURES", "Candidate", "FeatureConfig", "FeatureExtractor", "PairReport", "PairwiseBCELoss",
+    "PositionBias", "RankGroup", "RankerJob", "Reranker", "SiameseRanker", "SiameseTrainConfig",
+    "XGBoostRanker", "build_pairs", "click_histories", "groups_from_judgments", "groups_from_sessions",
+    "load_reranker", "run_ranker_job", "split_by_group", "train_siamese", "train_xgboost",
+]
