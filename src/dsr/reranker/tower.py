@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from torch import nn
 
-
 MIN_STD = 1e-3
 
 
