@@ -87,11 +87,6 @@ class HybridResult:
     timings_ms: Mapping[str, float] = field(default_factory=dict)
 
 
-def matches_filters(source: Mapping[str, Any], filters: Filters | None) -> bool:
-    """Whether a sidecar neighbour's source passes the filters: the backends' own filter language."""
-    return filter_lang.matches(source, filters)
-
-
 class HybridSearcher:
     """Term + vector retrieval, fusion, and re-ranking of the top `rerank_top`.
 
@@ -251,7 +246,7 @@ class HybridSearcher:
         if early:
             vector_hits = [h for h in vector_hits if h.id in sources]
         if early and filters:
-            vector_hits = [h for h in vector_hits if matches_filters(sources[h.id], filters)]
+            vector_hits = [h for h in vector_hits if filter_lang.matches(sources[h.id], filters)]
         vector_hits = vector_hits[:knn_k]
 
         t0 = time.perf_counter()
@@ -393,4 +388,4 @@ def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000.0, 3)
 
 
-__all__ = ["HybridHit", "HybridResult", "HybridSearcher", "StageScore", "matches_filters"]
+__all__ = ["HybridHit", "HybridResult", "HybridSearcher", "StageScore"]

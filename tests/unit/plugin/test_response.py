@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dsr.plugin.backends.filters import matches as matches_filters
 from dsr.plugin.fusion import FusionConfig
-from dsr.plugin.hybrid import HybridHit, HybridResult, StageScore, matches_filters
+from dsr.plugin.hybrid import HybridHit, HybridResult, StageScore
 from dsr.plugin.server.dsr_request import Limits, SourceFilter, parse_dsr_request
 from dsr.plugin.server.errors import error_body
 from dsr.plugin.server.response import filter_source, search_response
