@@ -290,3 +290,30 @@ def test_a_failing_ranker_degrades_to_the_fused_order(indexed):
     assert result.degraded and "re-ranking unavailable" in result.warnings[0]
     assert result.reranked == 0 and all(h.rerank is None for h in result.hits)
     assert [h.fused.rank for h in result.hits] == [1, 2, 3, 4, 5]
+
+
+class RecordingRanker(CheapestFirst):
+    """CheapestFirst that keeps the candidates it was given."""
+
+    def __init__(self) -> None:
+        self.seen: list[Candidate] = []
+
+    def score(self, query: str, candidates: Sequence[Candidate], user: Mapping[str, Any] | None = None
+              ) -> np.ndarray:
+        self.seen = list(candidates)
+        return super().score(query, candidates, user)
+
+
+def test_every_candidate_the_ranker_reads_has_its_source_even_deep_vector_neighbours(indexed):
+    # no term matches: the whole re-rank head is sidecar neighbours, most beyond the early fetch
+    backend, index, sidecar = indexed
+    ranker = RecordingRanker()
+    searcher = HybridSearcher(backend, index, HashingEncoder(DIM), sidecar, ranker)
+    try:
+        result = searcher.run("zzqx", size=10, term_k=50, knn_k=80, rerank_top=80)
+    finally:
+        searcher.close()
+    assert result.term_hits == 0 and result.vector_hits == 80 and result.reranked == 80
+    assert len(ranker.seen) == 80
+    assert all(c.item.get("title") and "price" in c.item for c in ranker.seen)
+    assert [h.source["price"] for h in result.hits] == sorted(h.source["price"] for h in result.hits)

@@ -125,9 +125,9 @@ class FeatureExtractor:
     def item_text_ids(self, item: Item) -> tuple[int, ...]:
         return self._item_ids(item_text(item))
 
-    def item_ids(self, item: Item) -> tuple[int, ...]:
+    def item_ids(self, item: Item, text: str | None = None) -> tuple[int, ...]:
         """Text ids, after the item's own id bucket when `item_id_hash` is on."""
-        ids = self.item_text_ids(item)
+        ids = self._item_ids(item_text(item) if text is None else text)
         if self.config.item_id_hash:
             return (stable_hash("id:" + str(item.get("id", "")), self.config.buckets), *ids)
         return ids
@@ -165,8 +165,10 @@ class FeatureExtractor:
         return sum(prices) / len(prices) if prices else None
 
     def numeric(self, query: str, candidates: Sequence[Candidate], user: Mapping[str, Any] | None,
-                recent: Sequence[Item]) -> np.ndarray:
+                recent: Sequence[Item], texts: Sequence[str] | None = None) -> np.ndarray:
+        """[n, F] numeric features; `texts` are the candidates' `item_text`s when already at hand."""
         cfg = self.config
+        texts = texts if texts is not None else [item_text(c.item) for c in candidates]
         n = len(candidates)
         rows = np.tile(np.array([f.default for f in NUMERIC_FEATURES], dtype=np.float64), (n, 1))
         col = {name: k for k, name in enumerate(NUMERIC_NAMES)}
@@ -176,7 +178,7 @@ class FeatureExtractor:
         bm25s = [c.bm25 for c in candidates if c.bm25 is not None and math.isfinite(c.bm25)]
         best_bm25 = max(bm25s) if bm25s else 0.0
         q_tokens = set(tokenize(query))
-        for r, (c, price) in enumerate(zip(candidates, prices, strict=True)):
+        for r, (c, price, text) in enumerate(zip(candidates, prices, texts, strict=True)):
             row = rows[r]
             if math.isfinite(price) and price >= 0:
                 row[col["log_price"]] = math.log1p(price)
@@ -209,12 +211,13 @@ class FeatureExtractor:
             if q_tokens:  # term_overlap, with the item's tokens cached
                 title = self._tokens(str(c.item.get("title") or ""))
                 row[col["title_overlap"]] = len(q_tokens & title) / len(q_tokens)
-                row[col["text_overlap"]] = len(q_tokens & self._tokens(item_text(c.item))) / len(q_tokens)
+                row[col["text_overlap"]] = len(q_tokens & self._tokens(text)) / len(q_tokens)
         defaults = np.array([f.default for f in NUMERIC_FEATURES])
         rows = np.where(np.isfinite(rows), rows, defaults)  # the last guard: never NaN/inf
         return rows[:, self._cols].astype(np.float32)
 
-    def click_cross(self, candidates: Sequence[Candidate], recent: Sequence[Item]) -> np.ndarray:
+    def click_cross(self, candidates: Sequence[Candidate], recent: Sequence[Item],
+                    texts: Sequence[str] | None = None) -> np.ndarray:
         """Per candidate: share of its tokens found in the recent clicks, share of clicks of its brand.
 
         Part of the click-stream group (not the numeric set the XGBoost baseline reads): the
@@ -227,8 +230,9 @@ class FeatureExtractor:
         for it in recent:
             seen |= self._tokens(item_text(it))
         brands = [str(it.get("brand") or "").lower() for it in recent]
-        for r, c in enumerate(candidates):
-            toks = self._tokens(item_text(c.item))
+        texts = texts if texts is not None else [item_text(c.item) for c in candidates]
+        for r, (c, text) in enumerate(zip(candidates, texts, strict=True)):
+            toks = self._tokens(text)
             if toks:
                 out[r, 0] = len(toks & seen) / len(toks)
             brand = str(c.item.get("brand") or "").lower()
@@ -241,14 +245,15 @@ class FeatureExtractor:
                 user: Mapping[str, Any] | None = None) -> GroupFeatures:
         cfg = self.config
         recent = self.recent_items(user)
+        texts = [item_text(c.item) for c in candidates]  # built once, read by every group
         item_ids = np.full((len(candidates), cfg.item_len + 1), PAD, dtype=np.int64)
-        for r, c in enumerate(candidates):
-            ids = self.item_ids(c.item)
+        for r, (c, text) in enumerate(zip(candidates, texts, strict=True)):
+            ids = self.item_ids(c.item, text)
             item_ids[r, : len(ids)] = ids
         return GroupFeatures(
-            numeric=self.numeric(query, candidates, user, recent),
+            numeric=self.numeric(query, candidates, user, recent, texts),
             query_ids=self.query_ids(query),
             item_ids=item_ids,
             click_ids=self.click_ids(recent),
-            click_cross=self.click_cross(candidates, recent),
+            click_cross=self.click_cross(candidates, recent, texts),
         )

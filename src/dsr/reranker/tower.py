@@ -75,12 +75,19 @@ class RankerTower(nn.Module):
         seen = (self.numeric_std > MIN_STD).to(numeric.dtype)
         x = ((numeric - self.numeric_mean) / self.numeric_std).clamp(-6.0, 6.0) * seen
         if self.config.use_text:
-            q = self.embedding(query_ids).sum(1)
-            i = self.embedding(item_ids).sum(1)
-            c = self.embedding(click_ids).sum(1)
+            q = self._pooled(query_ids)
+            i = self._pooled(item_ids)
+            c = self._pooled(click_ids)
             dot = (c * i).sum(1, keepdim=True)
             cos = dot / (c.norm(dim=1, keepdim=True) * i.norm(dim=1, keepdim=True)).clamp_min(1e-6)
             if click_cross is None:
                 click_cross = torch.zeros(x.shape[0], 2, dtype=x.dtype)
             x = self.dropout(torch.cat([x, i, q * i, dot, cos, click_cross], dim=1))
         return self.mlp(x).squeeze(1)
+
+    def _pooled(self, ids: torch.Tensor) -> torch.Tensor:
+        """Sum of the ids' embeddings per row; a row broadcast to the batch (the query and the click
+        stream when serving, `expand`ed with stride 0) is pooled once rather than once per candidate."""
+        if ids.dim() == 2 and ids.shape[0] > 1 and ids.stride(0) == 0:
+            return self.embedding(ids[:1]).sum(1).expand(ids.shape[0], -1)
+        return self.embedding(ids).sum(1)

@@ -89,11 +89,14 @@ class ClusterBackend(ABC):
         self._embedding_fields[spec.name] = spec.embedding_field
         if self.index_exists(spec.name):
             return False
-        body = {
-            "settings": self._index_settings(spec),
-            "mappings": {"dynamic": True, "properties": catalog_properties(
-                spec, self._vector_mapping(spec) if spec.dims else None)},
-        }
+        mappings: dict[str, Any] = {"dynamic": True, "properties": catalog_properties(
+            spec, self._vector_mapping(spec) if spec.dims else None)}
+        if spec.dims:
+            # The vector is indexed for kNN but kept out of the stored _source, as both engines' kNN
+            # tuning guides advise: every hit and mget would otherwise load and re-filter it (about
+            # 20% of a 100-hit fetch at dim 64, far more at 384), and dsr never reads it back.
+            mappings["_source"] = {"excludes": [spec.embedding_field]}
+        body = {"settings": self._index_settings(spec), "mappings": mappings}
         with self._translated_errors(f"create index {spec.name}"):
             try:
                 self.client.indices.create(index=spec.name, body=body)
