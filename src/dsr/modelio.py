@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,11 @@ def save_model_dir(
     config: Mapping[str, Any],
     state_dict: Mapping[str, torch.Tensor],
     extra_files: Mapping[str, bytes] | None = None,
+    extra_dirs: Mapping[str, Callable[[Path], None]] | None = None,
 ) -> Path:
-    """Write atomically: a temp dir beside the target, then a rename, so no half model is left."""
+    """Write atomically: a temp dir beside the target, then a rename, so no half model is left.
+
+    `extra_dirs` maps a sub-folder name to a writer that fills it (e.g. a tuned backbone)."""
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -44,9 +47,13 @@ def save_model_dir(
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"kind": kind, "format_version": str(format_version)})
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
+        for name, write in (extra_dirs or {}).items():
+            (tmp / name).mkdir()
+            write(tmp / name)
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)

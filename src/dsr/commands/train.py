@@ -37,6 +37,13 @@ def train() -> None:
 @click.option("--margin", type=float, default=0.3, show_default=True, help="Hinge margin δ.")
 @click.option("--backbone", type=click.Choice(["none", "minilm"]), default="none", show_default=True,
               help="Frozen sentence-transformers backbone under trainable tower heads (offline MiniLM).")
+@click.option("--tune-backbone/--no-tune-backbone", default=False, show_default=True,
+              help="Fine-tune the backbone's own weights on the triples first (in-batch softmax), then train "
+                   "the heads on it; the tuned backbone is saved inside the model directory.")
+@click.option("--backbone-epochs", type=float, default=1.0, show_default=True,
+              help="Passes over the triples when tuning the backbone (fractions allowed).")
+@click.option("--backbone-lr", type=float, default=5e-5, show_default=True)
+@click.option("--backbone-batch-size", type=int, default=64, show_default=True)
 @click.option("--personalise/--no-personalise", default=False, show_default=True,
               help="Add user features (segment, recent clicks) to the query tower (DPSR).")
 @click.option("--dim", type=int, default=None, help="Embedding dimension (default 64; 384 with --backbone).")
@@ -53,10 +60,12 @@ def train() -> None:
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def retrieval(catalog: Path, logs: tuple[Path, ...], judgments: Path | None, out: Path, log_format: str,
               applications: tuple[str, ...], max_errors: int, negatives: str, in_batch: bool, loss: str,
-              margin: float, backbone: str, personalise: bool, dim: int | None, hidden: str, epochs: int,
+              margin: float, backbone: str, tune_backbone: bool, backbone_epochs: float, backbone_lr: float,
+              backbone_batch_size: int, personalise: bool, dim: int | None, hidden: str, epochs: int,
               batch_size: int, lr: float, seed: int, validation_share: float, device: str | None,
               threads: int, progress: bool) -> None:
     """Train the DSR query and item towers from search logs (and judgments)."""
+    from dsr.encoders.backbone_tuning import BackboneTuneConfig
     from dsr.encoders.retrieval_job import RetrievalJob, parse_csv_option, parse_hidden, run_retrieval_job
     from dsr.encoders.trainer import TrainConfig
     from dsr.logs.triples import TripleConfig
@@ -70,6 +79,9 @@ def retrieval(catalog: Path, logs: tuple[Path, ...], judgments: Path | None, out
         hidden=tuple(parse_hidden(hidden)), validation_share=validation_share, device=device,
         train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, loss=loss, margin=margin,
                           in_batch=in_batch, seed=seed, threads=threads or None, progress=progress),
+        tune_backbone=BackboneTuneConfig(epochs=backbone_epochs, lr=backbone_lr, batch_size=backbone_batch_size,
+                                         seed=seed, threads=threads or None, progress=progress)
+        if tune_backbone else None,
     )
     _, report = run_retrieval_job(job, log=lambda m: click.echo(m, err=True))
     for problems in (report.logs, report.judgments):

@@ -44,6 +44,7 @@ class FeatureConfig:
     click_dim: int = 32
     backbone: str | None = None  # "minilm": a frozen sentence embedding is one more tower input
     backbone_dim: int = 0
+    backbone_tuned: bool = False  # the backbone's own weights were fine-tuned: they live in the model dir
 
     def __post_init__(self) -> None:
         if self.pooling not in ("mean", "sum"):

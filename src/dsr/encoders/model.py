@@ -52,14 +52,20 @@ class TowerConfig:
                    hidden=tuple(cfg.get("hidden") or ()), dim=int(cfg["dim"]), residual=bool(cfg.get("residual")))
 
 
-def backbone_encoder(name: str | None, device: str | None = None):
+BACKBONE_DIR = "backbone"  # a tuned backbone's folder inside the model directory
+
+
+def backbone_encoder(name: str | None, device: str | None = None, *, path: Path | None = None,
+                     model: Any = None):
+    """The backbone `name` as an encoder: the shared offline copy, or a tuned one (`path` on disk or
+    `model` in memory)."""
     if name is None:
         return None
     if name != "minilm":
         raise ModelFormatError(f"unknown backbone {name!r} (known: {', '.join(BACKBONES)})")
     from dsr.encoders.backbone import MiniLMEncoder
 
-    return MiniLMEncoder(device=device)
+    return MiniLMEncoder(device=device, path=path, model=model)
 
 
 class TwoTowerModel(nn.Module):
@@ -72,6 +78,8 @@ class TwoTowerModel(nn.Module):
         self.device = resolve_device(device)
         self.to(self.device)
         self._backbone = None
+        self._tuned_backbone: Any = None  # a SentenceTransformer tuned in this process, until saved
+        self.backbone_dir: Path | None = None  # where a loaded model's tuned backbone lives
 
     @classmethod
     def build(cls, catalog: Sequence[Item], *, backbone: str | None = None, use_user: bool = False,
@@ -95,11 +103,30 @@ class TwoTowerModel(nn.Module):
 
     # -- the Encoder protocol ------------------------------------------------------------------
 
+    def attach_tuned_backbone(self, backbone: Any) -> None:
+        """Use `backbone` (a fine-tuned SentenceTransformer) from now on; `save` writes it too."""
+        if not self.config.features.backbone_tuned:
+            raise ValueError("this model was built for a frozen backbone (build it with backbone_tuned=True)")
+        # kept outside the module tree: its weights are saved in their own folder, not in the towers'
+        object.__setattr__(self, "_tuned_backbone", backbone)
+        self._backbone = None
+
+    def backbone_encoder(self) -> Any:
+        """The backbone the towers read, loaded once: the model's tuned copy or the shared one."""
+        fc = self.config.features
+        if not fc.backbone:
+            return None
+        if self._backbone is None:
+            if fc.backbone_tuned and self._tuned_backbone is None and self.backbone_dir is None:
+                raise ModelFormatError("the model needs its tuned backbone, which was neither attached nor loaded")
+            self._backbone = backbone_encoder(fc.backbone, str(self.device), path=self.backbone_dir,
+                                              model=self._tuned_backbone)
+        return self._backbone
+
     def _backbone_vectors(self, texts: Sequence[str] | None, items: Sequence[Item] | None) -> np.ndarray | None:
         if not self.config.features.backbone:
             return None
-        if self._backbone is None:
-            self._backbone = backbone_encoder(self.config.features.backbone, str(self.device))
+        self.backbone_encoder()
         if items is not None:
             return self._backbone.encode_items(items)
         return self._backbone.encode_queries(list(texts or []))
@@ -137,9 +164,24 @@ class TwoTowerModel(nn.Module):
 
     def save(self, directory: Path | str, *, info: Mapping[str, Any] | None = None) -> Path:
         """Write the model directory; `info` (training figures, data paths) is stored in the config."""
+        extra_dirs = {}
+        if self.config.features.backbone_tuned:
+            extra_dirs[BACKBONE_DIR] = self._write_backbone
         return save_model_dir(directory, kind=MODEL_KIND, format_version=FORMAT_VERSION,
                               config={"model": self.config.to_config(), "info": dict(info or {})},
-                              state_dict=self.state_dict())
+                              state_dict=self.state_dict(), extra_dirs=extra_dirs)
+
+    def _write_backbone(self, folder: Path) -> None:
+        import shutil
+
+        from dsr.encoders.backbone_tuning import save_backbone
+
+        if self._tuned_backbone is not None:
+            save_backbone(self._tuned_backbone, folder)
+        elif self.backbone_dir is not None:
+            shutil.copytree(self.backbone_dir, folder, dirs_exist_ok=True)
+        else:
+            raise ModelFormatError("cannot save: the model's tuned backbone was neither attached nor loaded")
 
     @classmethod
     def load(cls, directory: Path | str, *, device: str | None = None,
@@ -157,6 +199,10 @@ class TwoTowerModel(nn.Module):
             raise ModelFormatError(f"{directory}: backbone {fb.backbone!r} with dimension {fb.backbone_dim} "
                                    f"does not match the known backbones {BACKBONES}")
         model = cls(config, device=device)
+        if fb.backbone_tuned:
+            from dsr.encoders.backbone import check_backbone_dir
+
+            model.backbone_dir = check_backbone_dir(Path(directory) / BACKBONE_DIR)
         load_state_into(model, load_weights(directory), where=str(directory))
         model.to(model.device)
         model.eval()

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dsr.catalog import Item
+from dsr.catalog import Item, item_text
+from dsr.encoders.backbone_tuning import BackboneTuneConfig, BackboneTuneResult
 from dsr.encoders.model import TwoTowerModel
 from dsr.encoders.trainer import TrainConfig, TrainResult, train_two_tower
 from dsr.errors import InputError
@@ -37,6 +38,7 @@ class RetrievalJob:
     validation_share: float = 0.1
     device: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
+    tune_backbone: BackboneTuneConfig | None = None  # fine-tune the backbone itself first (needs a backbone)
 
 
 @dataclass
@@ -48,6 +50,7 @@ class JobReport:
     triples: int = 0
     validation_queries: int = 0
     result: TrainResult | None = None
+    backbone: BackboneTuneResult | None = None
 
 
 def read_catalog_items(path: Path) -> tuple[list[Item], int]:
@@ -74,6 +77,8 @@ def _is_validation(query: str, share: float) -> bool:
 
 def run_retrieval_job(job: RetrievalJob, log: Callable[[str], None] | None = None) -> tuple[TwoTowerModel, JobReport]:
     say = log or (lambda _m: None)
+    if job.tune_backbone is not None and job.backbone is None:
+        raise InputError("tuning the backbone needs a backbone (--backbone minilm)")
     report = JobReport()
     catalog, report.catalog_rejected = read_catalog_items(job.catalog)
     report.catalog_items = len(catalog)
@@ -116,8 +121,18 @@ def run_retrieval_job(job: RetrievalJob, log: Callable[[str], None] | None = Non
         raise InputError("no training triples: the logs hold no clicks/orders and no judgment is well graded")
     report.triples, report.validation_queries = len(triples), len(validation)
     say(f"{len(triples)} training triples, {len(validation)} validation queries")
+    tuned = None
+    if job.tune_backbone is not None:
+        from dsr.encoders.backbone_tuning import tune_backbone
+
+        say(f"tuning the {job.backbone} backbone on {len(triples)} triples")
+        tuned, report.backbone = tune_backbone(triples, {str(it["id"]): item_text(it) for it in catalog},
+                                               job.tune_backbone, device=job.device, log=say)
     model = TwoTowerModel.build(catalog, backbone=job.backbone, use_user=job.personalise, dim=job.dim,
-                                hidden=job.hidden, device=job.device, text_buckets=job.text_buckets)
+                                hidden=job.hidden, device=job.device, text_buckets=job.text_buckets,
+                                backbone_tuned=tuned is not None)
+    if tuned is not None:
+        model.attach_tuned_backbone(tuned)
     report.result = train_two_tower(model, triples, catalog, job.train, validation=validation or None,
                                     checkpoint_dir=job.out.with_name(f"{job.out.name}.checkpoints"), log=say)
     info: dict[str, Any] = {
@@ -127,6 +142,10 @@ def run_retrieval_job(job: RetrievalJob, log: Callable[[str], None] | None = Non
         "val_recall": [e.val_recall for e in report.result.epochs],
         "train": {k: v for k, v in vars(job.train).items()},
     }
+    if report.backbone is not None and job.tune_backbone is not None:
+        info["backbone_tuning"] = {**vars(job.tune_backbone), "steps": report.backbone.steps,
+                                   "seconds": round(report.backbone.seconds, 1),
+                                   "loss": [round(report.backbone.first_loss, 4), round(report.backbone.last_loss, 4)]}
     model.save(job.out, info=info)
     return model, report
 

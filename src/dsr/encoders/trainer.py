@@ -131,9 +131,7 @@ def train_two_tower(
     if not usable:
         raise InputError("no training triple refers to catalog items (are the logs for this catalog?)")
     if model.config.features.backbone and (item_backbone is None or query_backbone is None):
-        from dsr.encoders.model import backbone_encoder
-
-        enc = backbone_encoder(model.config.features.backbone, str(model.device))
+        enc = model.backbone_encoder()
         item_backbone = enc.encode_items(catalog) if item_backbone is None else item_backbone
         query_backbone = query_backbone or enc.encode_queries
 

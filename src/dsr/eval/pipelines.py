@@ -235,9 +235,9 @@ class EvalContext:
 
         encoder = self.trained_encoder
         model_path = self.model_dir or Path(self.settings.data_dir) / "models" / self.dataset.name / "retrieval"
-        backbone = getattr(getattr(getattr(encoder, "config", None), "features", None), "backbone", None)
-        if backbone == "minilm":
-            # the towers read MiniLM vectors as an input: reuse the cached ones instead of re-encoding
+        features = getattr(getattr(encoder, "config", None), "features", None)
+        if getattr(features, "backbone", None) == "minilm" and not getattr(features, "backbone_tuned", False):
+            # the towers read (untuned) MiniLM vectors as an input: reuse the cached ones, no re-encoding
             encoder = _WithBackbone(encoder, self.items, self.untuned_item_vectors)
         vectors = item_embeddings(
             encoder,

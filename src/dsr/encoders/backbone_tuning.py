@@ -1,0 +1,157 @@
+"""Fine-tuning the MiniLM backbone itself on training triples, before the tower heads are trained.
+
+Heads over a frozen backbone can only re-weight what the backbone already separates; on real shop
+queries (abbreviations, misspellings, part numbers, "4*8 beadboard") the backbone has to learn the
+shop's vocabulary, so its transformer weights are trained too. The loss is the in-batch sampled
+softmax of the DSR paper's softmax option: each query against every positive and every triple
+negative in the batch, with the triple's own negative (a hard one when the data has them) as an extra
+column. A column that is a known positive of the row's query (the same item, or another item judged
+or clicked for that query) is masked out, so it never counts as a negative.
+
+Query and item share the backbone (a Siamese bi-encoder); the DSR towers on top stay separate.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dsr.encoders.device import resolve_device
+from dsr.errors import InputError
+from dsr.logs.triples import Triple
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+
+@dataclass(frozen=True)
+class BackboneTuneConfig:
+    epochs: float = 1.0  # fractions allowed: 0.5 = half the triples
+    batch_size: int = 64
+    lr: float = 5e-5
+    warmup_share: float = 0.1
+    temperature: float = 0.05
+    max_seq_length: int = 48
+    seed: int = 0
+    threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0 or self.batch_size < 2 or self.lr <= 0 or self.temperature <= 0:
+            raise InputError("backbone tuning needs epochs > 0, batch size >= 2, lr > 0 and temperature > 0")
+
+
+@dataclass(frozen=True)
+class BackboneTuneResult:
+    steps: int
+    triples: int
+    seconds: float
+    first_loss: float
+    last_loss: float  # mean over the last 10% of steps
+
+    @property
+    def triples_per_s(self) -> float:
+        return self.triples / self.seconds if self.seconds > 0 else 0.0
+
+
+def fresh_minilm(device: str | None = None) -> SentenceTransformer:
+    """A private, trainable copy of the offline all-MiniLM-L6-v2 (never the shared cached one)."""
+    from sentence_transformers import SentenceTransformer
+
+    from dsr.encoders.backbone import minilm_path
+
+    return SentenceTransformer(str(minilm_path()), device=str(resolve_device(device)), local_files_only=True,
+                               trust_remote_code=False)
+
+
+def tune_backbone(
+    triples: Sequence[Triple],
+    item_texts: Mapping[str, str],
+    config: BackboneTuneConfig | None = None,
+    *,
+    device: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[SentenceTransformer, BackboneTuneResult]:
+    """A fine-tuned MiniLM copy; `item_texts` maps item id -> the text the item tower reads."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    config = config or BackboneTuneConfig()
+    say = log or (lambda _m: None)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    usable = [t for t in triples if t.positive in item_texts and (t.negative is None or t.negative in item_texts)]
+    if not usable:
+        raise InputError("no training triple refers to catalog items: nothing to tune the backbone on")
+    positives: dict[str, set[str]] = defaultdict(set)
+    for t in usable:
+        positives[t.query].add(t.positive)
+    all_ids = list(item_texts)
+
+    model = fresh_minilm(device)
+    model.max_seq_length = config.max_seq_length
+    steps = max(1, math.ceil(len(usable) * config.epochs / config.batch_size))
+    warmup = max(1, int(steps * config.warmup_share))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / max(1, steps - warmup)))
+    dev = model.device
+
+    def embed(texts: list[str]) -> torch.Tensor:
+        features = model.tokenize(texts)
+        features = {k: v.to(dev) if hasattr(v, "to") else v for k, v in features.items()}
+        return F.normalize(model(features)["sentence_embedding"], dim=-1)
+
+    order: list[Triple] = []
+    losses: list[float] = []
+    model.train()
+    started = time.perf_counter()
+    with tqdm(total=steps, desc="tuning backbone", unit="step", disable=not config.progress) as bar:
+        for _step in range(steps):
+            if len(order) < config.batch_size:
+                more = list(usable)
+                rng.shuffle(more)
+                order += more
+            batch, order = order[: config.batch_size], order[config.batch_size:]
+            negatives = [t.negative if t.negative is not None else rng.choice(all_ids) for t in batch]
+            columns = [t.positive for t in batch] + negatives
+            q = embed([t.query for t in batch])
+            d = embed([item_texts[i] for i in columns])
+            logits = q @ d.T / config.temperature
+            mask = torch.tensor([[c != r and columns[c] in positives[t.query] for c in range(len(columns))]
+                                 for r, t in enumerate(batch)], device=dev)
+            logits = logits.masked_fill(mask, -1e4)
+            loss = F.cross_entropy(logits, torch.arange(len(batch), device=dev))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(float(loss.detach()))
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    model.eval()
+    seconds = time.perf_counter() - started
+    tail = losses[-max(1, len(losses) // 10):]
+    result = BackboneTuneResult(steps=steps, triples=steps * config.batch_size, seconds=seconds,
+                                first_loss=losses[0], last_loss=sum(tail) / len(tail))
+    say(f"backbone tuned: {steps} steps of {config.batch_size} in {seconds:.0f}s, "
+        f"loss {result.first_loss:.3f} -> {result.last_loss:.3f}")
+    return model, result
+
+
+def save_backbone(model: SentenceTransformer, folder: Path) -> None:
+    """Write a tuned backbone as safetensors + JSON configs (sentence-transformers' own layout)."""
+    model.save(str(folder), safe_serialization=True)
+    readme = folder / "README.md"
+    if readme.exists():  # a generated model card with training details dsr does not vouch for
+        readme.unlink()
