@@ -8,10 +8,15 @@ import click
 
 
 @click.command("ranker")
-@click.option("--logs", "logs", multiple=True, required=True,
+@click.option("--logs", "logs", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Search log file(s): OpenSearch UBI (ndjson or bulk ndjson) or the simple jsonl sessions. "
                    "Repeatable.")
+@click.option("--judgments", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Graded judgments (query<TAB>item_id<TAB>grade): each judged query is run through the hybrid "
+                   "first stage and its candidates ordered by grade.")
+@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="DSR model for the first stage's vector side with --judgments (else BM25 alone).")
 @click.option("--catalog", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Catalog file (jsonl, csv or parquet) the logs refer to.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -39,11 +44,13 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for training.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def ranker(logs: tuple[Path, ...], catalog: Path, out: Path, log_format: str, applications: tuple[str, ...],
+@click.pass_obj
+def ranker(settings, logs: tuple[Path, ...], judgments: Path | None, model_dir: Path | None, catalog: Path,
+           out: Path, log_format: str, applications: tuple[str, ...],
            max_errors: int, feature_set: str, position_eta: float, max_weight: float, epochs: int,
            patience: int, batch_size: int, lr: float, validation_share: float, xgboost: bool, seed: int,
            threads: int, progress: bool) -> None:
-    """Train the Siamese pairwise re-ranker (DPR) from search sessions."""
+    """Train the Siamese pairwise re-ranker (DPR) from search sessions and/or graded judgments."""
     from dsr.errors import UsageError
     from dsr.reranker.job import RankerJob, run_ranker_job
     from dsr.reranker.pairs import PositionBias
@@ -55,7 +62,8 @@ def ranker(logs: tuple[Path, ...], catalog: Path, out: Path, log_format: str, ap
         raise UsageError("--position-eta must be >= 0 and --max-weight >= 1")
     job = RankerJob(
         catalog=catalog, logs=logs, out=out, log_format=log_format, applications=applications or None,
-        max_errors=max_errors, validation_share=validation_share, xgboost=xgboost,
+        max_errors=max_errors, validation_share=validation_share, xgboost=xgboost, judgments=judgments,
+        model=model_dir, cache_dir=Path(settings.data_dir) / "cache" / "embeddings" if settings else None,
         bias=PositionBias(eta=position_eta, max_weight=max_weight),
         train=SiameseTrainConfig(use_text=feature_set == "all", epochs=epochs, patience=patience,
                                  batch_size=batch_size, lr=lr, seed=seed, threads=threads, progress=progress),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,14 +83,18 @@ class EvalDataset:
         return self.catalog()
 
     def catalog_fingerprint(self) -> str:
-        """A short hash of every item's id and text: the key of cached embeddings and eval indexes."""
-        h = hashlib.sha1()
-        for item in self.items():
-            h.update(str(item["id"]).encode("utf-8"))
-            h.update(b"\x1f")
-            h.update(item_text(item).encode("utf-8"))
-            h.update(b"\x1e")
-        return h.hexdigest()[:12]
+        return catalog_fingerprint(self.items())
+
+
+def catalog_fingerprint(items: Iterable[Item]) -> str:
+    """A short hash of every item's id and text: the key of cached embeddings and eval indexes."""
+    h = hashlib.sha1()
+    for item in items:
+        h.update(str(item["id"]).encode("utf-8"))
+        h.update(b"\x1f")
+        h.update(item_text(item).encode("utf-8"))
+        h.update(b"\x1e")
+    return h.hexdigest()[:12]
 
 
 def hash_split(query: str, *, dev_share: int = 3, buckets: int = 10) -> str:

@@ -30,8 +30,8 @@ SUMMARY_FILE = "training_summary.json"
 @dataclass(frozen=True)
 class RankerJob:
     catalog: Path
-    logs: Sequence[Path]
     out: Path
+    logs: Sequence[Path] = ()
     log_format: str = "auto"
     applications: Sequence[str] | None = None
     max_errors: int | None = 100
@@ -40,6 +40,9 @@ class RankerJob:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     train: SiameseTrainConfig = field(default_factory=SiameseTrainConfig)
     xgboost: bool = True
+    judgments: Path | None = None  # graded query-item judgments (query, item_id, grade tsv)
+    model: Path | None = None  # the DSR model whose first stage produces the judged queries' candidates
+    cache_dir: Path | None = None  # item vectors of `model`, shared with `dsr eval`
 
 
 @dataclass
@@ -60,23 +63,41 @@ def run_ranker_job(job: RankerJob, log: Callable[[str], None] | None = None) -> 
     from dsr.logs.load import load_logs
 
     say = log or (lambda _m: None)
+    if not job.logs and job.judgments is None:
+        raise InputError("no training data: give --logs and/or --judgments")
     report = RankerReport()
     items, report.catalog_rejected = read_catalog_items(job.catalog)
     catalog: dict[str, Item] = {str(i["id"]): i for i in items}
     report.catalog_items = len(catalog)
     say(f"catalog: {len(catalog)} items, {report.catalog_rejected} rows rejected")
-    # unknown ids are kept by the loader so that pair building can count and report them
-    sessions, load_report = load_logs(list(job.logs), fmt=job.log_format, applications=job.applications,
-                                      max_errors=job.max_errors)
-    report.log_summary = load_report.summary()
-    report.log_problems = [f"line {p.line}: {p.reason}" for p in load_report.problems]
-    say(f"logs: {report.log_summary}")
-    session_pairs, report.pairs = build_pairs(sessions, known_ids=catalog, bias=job.bias)
-    say(f"pairs: {report.pairs.summary()}")
-    if not session_pairs:
-        raise InputError("no training pairs: no session has both a preferred and a non-preferred shown item")
-    groups = groups_from_sessions(session_pairs, catalog,
-                                  histories=click_histories(sessions, depth=job.features.click_depth))
+    groups = []
+    report.pairs = PairReport()
+    if job.logs:
+        # unknown ids are kept by the loader so that pair building can count and report them
+        sessions, load_report = load_logs(list(job.logs), fmt=job.log_format, applications=job.applications,
+                                          max_errors=job.max_errors)
+        report.log_summary = load_report.summary()
+        report.log_problems = [f"line {p.line}: {p.reason}" for p in load_report.problems]
+        say(f"logs: {report.log_summary}")
+        session_pairs, report.pairs = build_pairs(sessions, known_ids=catalog, bias=job.bias)
+        say(f"pairs: {report.pairs.summary()}")
+        if not session_pairs and job.judgments is None:
+            raise InputError("no training pairs: no session has both a preferred and a non-preferred shown item")
+        groups += groups_from_sessions(session_pairs, catalog,
+                                       histories=click_histories(sessions, depth=job.features.click_depth))
+    if job.judgments is not None:
+        from dsr.logs.judged import read_graded
+        from dsr.reranker.judged import judged_groups
+
+        graded, judged_report = read_graded(job.judgments, known_items=catalog, max_errors=job.max_errors)
+        report.log_problems += [f"{job.judgments} line {p.line}: {p.reason}" for p in judged_report.problems]
+        say(f"judgments: {judged_report.summary()}")
+        judged, _skipped = judged_groups(graded, catalog, model_dir=job.model, cache_dir=job.cache_dir,
+                                         progress=job.train.progress, log=say, seed=job.train.seed)
+        report.pairs.pairs += sum(len(g.pairs) for g in judged)
+        groups += judged
+        if not groups:
+            raise InputError("no training pairs: no judged query has candidates of different grades")
     train, val = split_by_group(groups, job.validation_share, seed=job.train.seed)
     if not train:
         raise InputError("every session landed in the validation split; lower --validation-share")

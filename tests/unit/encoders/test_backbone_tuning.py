@@ -100,7 +100,7 @@ def test_backbone_folders_that_could_run_code_or_unpickle_are_refused(tmp_path):
     modules = json.loads((foreign / "modules.json").read_text())
     modules[0]["type"] = "os.system"
     (foreign / "modules.json").write_text(json.dumps(modules))
-    with pytest.raises(ModelFormatError, match="os.system"):
+    with pytest.raises(ModelFormatError, match=r"os\.system"):
         check_backbone_dir(foreign)
 
 
