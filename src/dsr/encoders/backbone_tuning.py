@@ -105,9 +105,10 @@ def tune_backbone(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / max(1, steps - warmup)))
     dev = model.device
+    tokenize = getattr(model, "preprocess", None) or model.tokenize  # renamed in sentence-transformers 5
 
     def embed(texts: list[str]) -> torch.Tensor:
-        features = model.tokenize(texts)
+        features = tokenize(texts)
         features = {k: v.to(dev) if hasattr(v, "to") else v for k, v in features.items()}
         return F.normalize(model(features)["sentence_embedding"], dim=-1)
 
