@@ -214,7 +214,7 @@ class EvalContext:
     # -- trained models --------------------------------------------------------------------------
     def _model_path(self, given: Path | None, sub: str, what: str, option: str, train_cmd: str) -> Path:
         path = given or Path(self.settings.data_dir) / "models" / self.dataset.name / sub
-        if not (path / "config.json").is_file():
+        if not is_model_dir(path):
             raise PipelineUnavailable(
                 f"{what} needs a trained model directory: none at {path} "
                 f"(pass {option} DIR; train one with `{train_cmd}`)"
@@ -256,6 +256,11 @@ class EvalContext:
     def reranker(self) -> Any:
         path = self._model_path(self.ranker_dir, "ranker", "hybrid+rerank", "--ranker", "dsr train ranker")
         return load_reranker(path, {str(it["id"]): it for it in self.items})
+
+
+def is_model_dir(path: Path) -> bool:
+    """A dsr model directory, or the output of `dsr train ranker` (siamese/ and xgboost/ inside)."""
+    return (path / "config.json").is_file() or (path / "siamese" / "config.json").is_file()
 
 
 def _model_kind(path: Path) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from dsr.errors import UsageError
 from dsr.eval.dataset import EvalDataset
 from dsr.eval.metrics import Comparison, Evaluation, bootstrap_ci, compare_runs, evaluate_run
-from dsr.eval.pipelines import REGISTRY, EvalContext, PipelineUnavailable, RunDict
+from dsr.eval.pipelines import REGISTRY, EvalContext, PipelineUnavailable, RunDict, is_model_dir
 from dsr.settings import ConnectionSettings
 
 BASELINE = "bm25"
@@ -90,7 +90,7 @@ def preflight(names: list[str], ctx: EvalContext) -> dict[str, str]:
             needs.append("dsr.encoders.backbone (MiniLMEncoder)")
         if name in ("dsr", "hybrid-rrf", "hybrid-linear", "hybrid+rerank"):
             model = ctx.model_dir or data_dir / "models" / ctx.dataset.name / "retrieval"
-            if not (model / "config.json").is_file():
+            if not is_model_dir(model):
                 needs.append(f"a trained two-tower model (--model DIR; none at {model})")
             if not _importable("dsr.sidecar.faiss_index"):
                 needs.append("dsr.sidecar.faiss_index (FAISS sidecar)")
@@ -98,7 +98,7 @@ def preflight(names: list[str], ctx: EvalContext) -> dict[str, str]:
             needs.append("dsr.plugin.hybrid (HybridSearcher)")
         if name == "hybrid+rerank":
             ranker = ctx.ranker_dir or data_dir / "models" / ctx.dataset.name / "ranker"
-            if not (ranker / "config.json").is_file():
+            if not is_model_dir(ranker):
                 needs.append(f"a trained ranker (--ranker DIR; none at {ranker})")
         if needs:
             missing[name] = "needs " + "; ".join(needs)
