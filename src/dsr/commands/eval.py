@@ -73,6 +73,9 @@ import click
     is_flag=True,
     help="Report pipelines that cannot be built as skipped instead of failing.",
 )
+@click.option("--export", "export_split", default=None, metavar="SPLIT",
+              help="Instead of evaluating: write the dataset's SPLIT (e.g. train) to --out as catalog.jsonl, "
+                   "judgments.SPLIT.tsv and, for click logs, sessions.SPLIT.jsonl, for the train commands.")
 @click.option("--reindex", is_flag=True, help="Rebuild the evaluation index even when a complete one exists.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_obj
@@ -90,6 +93,7 @@ def eval_command(
     model_dir: Path | None,
     ranker_dir: Path | None,
     skip_missing: bool,
+    export_split: str | None,
     reindex: bool,
     quiet: bool,
 ) -> None:
@@ -114,6 +118,13 @@ def eval_command(
         if catalog and judgments
         else [load_dataset(n.strip()) for n in str(datasets).split(",") if n.strip()]
     )
+    if export_split:
+        from dsr.eval.export import export_split as export
+
+        for ds in loaded:
+            written = export(ds, export_split, out_dir / ds.name if len(loaded) > 1 else out_dir)
+            click.echo(f"{ds.name} {export_split}: " + ", ".join(str(p) for p in written.values()))
+        return
     n = sample or (QUICK_QUERIES if quick else None)
     results = []
     for ds in loaded:

@@ -15,6 +15,9 @@ import click
 @click.option("--judgments", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Graded judgments (query<TAB>item_id<TAB>grade): each judged query is run through the hybrid "
                    "first stage and its candidates ordered by grade.")
+@click.option("--unjudged-grade", type=float, default=None,
+              help="Grade of first-stage candidates the judgments do not list (default: the lowest grade "
+                   "present; use 0 with click judgments, where every listed item was clicked).")
 @click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="DSR model for the first stage's vector side with --judgments (else BM25 alone).")
 @click.option("--catalog", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -45,7 +48,8 @@ import click
 @click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for training.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.pass_obj
-def ranker(settings, logs: tuple[Path, ...], judgments: Path | None, model_dir: Path | None, catalog: Path,
+def ranker(settings, logs: tuple[Path, ...], judgments: Path | None, unjudged_grade: float | None,
+           model_dir: Path | None, catalog: Path,
            out: Path, log_format: str, applications: tuple[str, ...],
            max_errors: int, feature_set: str, position_eta: float, max_weight: float, epochs: int,
            patience: int, batch_size: int, lr: float, validation_share: float, xgboost: bool, seed: int,
@@ -63,7 +67,8 @@ def ranker(settings, logs: tuple[Path, ...], judgments: Path | None, model_dir: 
     job = RankerJob(
         catalog=catalog, logs=logs, out=out, log_format=log_format, applications=applications or None,
         max_errors=max_errors, validation_share=validation_share, xgboost=xgboost, judgments=judgments,
-        model=model_dir, cache_dir=Path(settings.data_dir) / "cache" / "embeddings" if settings else None,
+        model=model_dir, unjudged_grade=unjudged_grade,
+        cache_dir=Path(settings.data_dir) / "cache" / "embeddings" if settings else None,
         bias=PositionBias(eta=position_eta, max_weight=max_weight),
         train=SiameseTrainConfig(use_text=feature_set == "all", epochs=epochs, patience=patience,
                                  batch_size=batch_size, lr=lr, seed=seed, threads=threads, progress=progress),

@@ -43,6 +43,7 @@ class RankerJob:
     judgments: Path | None = None  # graded query-item judgments (query, item_id, grade tsv)
     model: Path | None = None  # the DSR model whose first stage produces the judged queries' candidates
     cache_dir: Path | None = None  # item vectors of `model`, shared with `dsr eval`
+    unjudged_grade: float | None = None  # label of unjudged candidates (default: the lowest grade)
 
 
 @dataclass
@@ -93,7 +94,8 @@ def run_ranker_job(job: RankerJob, log: Callable[[str], None] | None = None) -> 
         report.log_problems += [f"{job.judgments} line {p.line}: {p.reason}" for p in judged_report.problems]
         say(f"judgments: {judged_report.summary()}")
         judged, _skipped = judged_groups(graded, catalog, model_dir=job.model, cache_dir=job.cache_dir,
-                                         progress=job.train.progress, log=say, seed=job.train.seed)
+                                         progress=job.train.progress, log=say, seed=job.train.seed,
+                                         unjudged_grade=job.unjudged_grade)
         report.pairs.pairs += sum(len(g.pairs) for g in judged)
         groups += judged
         if not groups:

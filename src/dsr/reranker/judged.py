@@ -48,8 +48,12 @@ def judged_groups(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     seed: int = 0,
+    unjudged_grade: float | None = None,
 ) -> tuple[list[RankGroup], dict[str, int]]:
-    """Training groups: each judged query's first-stage top `top_k`, labelled with its grades."""
+    """Training groups: each judged query's first-stage top `top_k`, labelled with its grades.
+
+    Unjudged candidates take `unjudged_grade`, by default the lowest grade in the judgments; click
+    judgments (every listed item clicked) need a lower one, e.g. 0 = shown and not clicked."""
     from tqdm.auto import tqdm
 
     from dsr.plugin.backends.base import IndexSpec
@@ -58,7 +62,8 @@ def judged_groups(
 
     say = log or (lambda _m: None)
     items = list(catalog.values())
-    low = min((g for grades in judgments.values() for g in grades.values()), default=0.0)
+    low = unjudged_grade if unjudged_grade is not None else \
+        min((g for grades in judgments.values() for g in grades.values()), default=0.0)
     with tempfile.TemporaryDirectory(prefix="dsr-judged-") as tmp:
         backend = EmbeddedBackend(Path(tmp))
         backend.ensure_index(IndexSpec(INDEX))
