@@ -124,6 +124,8 @@ def eval_command(
         for ds in loaded:
             written = export(ds, export_split, out_dir / ds.name if len(loaded) > 1 else out_dir)
             click.echo(f"{ds.name} {export_split}: " + ", ".join(str(p) for p in written.values()))
+            for note in ds.notes:
+                click.echo(f"note: {note}", err=True)
         return
     n = sample or (QUICK_QUERIES if quick else None)
     results = []

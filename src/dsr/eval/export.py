@@ -25,8 +25,10 @@ def export_split(dataset: EvalDataset, split: str, out_dir: Path) -> dict[str, P
     `sessions.{split}.jsonl`; returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"catalog": out_dir / "catalog.jsonl", "judgments": out_dir / f"judgments.{split}.tsv"}
+    known = set()
     with open(paths["catalog"], "w", encoding="utf-8") as fh:
         for item in dataset.items():
+            known.add(str(item["id"]))
             fh.write(json.dumps(item, ensure_ascii=False, default=str) + "\n")
     with open(paths["judgments"], "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
@@ -37,7 +39,9 @@ def export_split(dataset: EvalDataset, split: str, out_dir: Path) -> dict[str, P
     records = (dataset.sessions or {}).get(split)
     if records:
         paths["sessions"] = out_dir / f"sessions.{split}.jsonl"
-        write_sessions_jsonl(click_sessions(records), paths["sessions"])
+        # clicks on products missing from the catalog cannot be learned from; the dataset's notes
+        # count them (the same ones its judgments leave out)
+        write_sessions_jsonl(click_sessions(r for r in records if str(r.get("sku")) in known), paths["sessions"])
     return paths
 
 
