@@ -77,18 +77,20 @@ def judged_groups(
         recorder = CandidateRecorder()
         searcher = HybridSearcher(backend, INDEX, encoder, sidecar, recorder, term_k=top_k, knn_k=top_k,
                                   rerank_top=top_k)
-        queries = tqdm(judgments, desc="first stage", unit="q", disable=not progress)
+        bar = tqdm(total=len(judgments), desc="first stage", unit="q", disable=not progress)
 
         def first_stage(query: str) -> list[Candidate]:
             recorder.seen = []
             searcher.run(query, size=0)
+            bar.update(1)
             return recorder.seen
 
         try:
             groups, skipped = groups_from_judgments(
-                {q: judgments[q] for q in queries}, catalog, first_stage=first_stage, top_k=top_k,
+                judgments, catalog, first_stage=first_stage, top_k=top_k,
                 add_missed_judged=False, unjudged_label=low, max_pairs=max_pairs, seed=seed)
         finally:
+            bar.close()
             searcher.close()
             backend.close()
     say(f"judged groups: {len(groups)} queries with pairs, skipped {dict(skipped) or 'none'}")
