@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from dsr.encoders.device import resolve_device
 from dsr.errors import InputError
+from dsr.finetune import clipped_step, warmup_decay
 from dsr.logs.triples import Triple
 
 if TYPE_CHECKING:
@@ -100,10 +101,8 @@ def tune_backbone(
     model = fresh_minilm(device)
     model.max_seq_length = config.max_seq_length
     steps = max(1, math.ceil(len(usable) * config.epochs / config.batch_size))
-    warmup = max(1, int(steps * config.warmup_share))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / max(1, steps - warmup)))
+    schedule = warmup_decay(optimizer, steps, int(steps * config.warmup_share))
     dev = model.device
     tokenize = getattr(model, "preprocess", None) or model.tokenize  # renamed in sentence-transformers 5
 
@@ -132,12 +131,7 @@ def tune_backbone(
                                  for r, t in enumerate(batch)], device=dev)
             logits = logits.masked_fill(mask, -1e4)
             loss = F.cross_entropy(logits, torch.arange(len(batch), device=dev))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            losses.append(float(loss.detach()))
+            losses.append(clipped_step(loss, model, optimizer, schedule))
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     model.eval()

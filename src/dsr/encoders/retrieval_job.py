@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dsr.catalog import Item, item_text
-from dsr.encoders.backbone_tuning import BackboneTuneConfig, BackboneTuneResult
+from dsr.encoders.backbone_tuning import BackboneTuneConfig, BackboneTuneResult, tune_backbone
 from dsr.encoders.model import TwoTowerModel
 from dsr.encoders.trainer import TrainConfig, TrainResult, train_two_tower
 from dsr.errors import InputError
@@ -123,8 +123,6 @@ def run_retrieval_job(job: RetrievalJob, log: Callable[[str], None] | None = Non
     say(f"{len(triples)} training triples, {len(validation)} validation queries")
     tuned = None
     if job.tune_backbone is not None:
-        from dsr.encoders.backbone_tuning import tune_backbone
-
         say(f"tuning the {job.backbone} backbone on {len(triples)} triples")
         tuned, report.backbone = tune_backbone(triples, {str(it["id"]): item_text(it) for it in catalog},
                                                job.tune_backbone, device=job.device, log=say)

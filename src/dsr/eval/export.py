@@ -16,6 +16,7 @@ from typing import Any
 
 from dsr.eval.dataset import EvalDataset
 from dsr.eval.judgments import GAIN_SCALE
+from dsr.eval.loaders import normalise_query
 from dsr.logs.jsonl import write_sessions_jsonl
 from dsr.logs.records import Session
 
@@ -48,8 +49,6 @@ def export_split(dataset: EvalDataset, split: str, out_dir: Path) -> dict[str, P
 def click_sessions(records: Iterable[Mapping[str, Any]]) -> list[Session]:
     """Click records (`user`, `sku`, `query`, `query_time`) as one session per query event: the
     clicks of one user on one query issued at one time."""
-    from dsr.eval.loaders import normalise_query
-
     grouped: dict[tuple[str, str, str], list[str]] = {}
     for rec in records:
         query = normalise_query(str(rec.get("query") or ""))

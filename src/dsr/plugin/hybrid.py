@@ -38,6 +38,7 @@ VECTOR = "vector"
 VECTOR_SIDECAR = "sidecar"
 VECTOR_ENGINE = "engine"
 VECTOR_NONE = "none"
+EARLY_FETCH_PERCENT = 60  # of rerank_top: the sidecar neighbours fetched while the term search runs
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,6 @@ class HybridSearcher:
         self.knn_k = knn_k
         self.rerank_top = rerank_top
         self.overfetch = max(1, overfetch)
-        self.early_share = 60  # percent of rerank_top; see _early_fetch
         self.embedding_field = embedding_field
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="dsr-hybrid")
 
@@ -322,7 +322,7 @@ class HybridSearcher:
         """
         if filtering:
             return 1 << 30
-        return max(page_end, -(-rerank_top * self.early_share // 100))
+        return max(page_end, -(-rerank_top * EARLY_FETCH_PERCENT // 100))
 
     def _warn_gone(self, gone: set[str], warnings: list[str]) -> None:
         if gone:
@@ -365,11 +365,7 @@ class HybridSearcher:
             source = sources.get(f.id, {})
             dsr_score = f.stage_scores.get(VECTOR)
             if dsr_score is None and query_vector is not None:
-                emb = source.get(self.embedding_field)
-                if isinstance(emb, list) and len(emb) == len(query_vector):
-                    dsr_score = float(np.dot(np.asarray(emb, dtype=np.float32), query_vector))
-                else:
-                    missing_dsr.append(rank)
+                missing_dsr.append(rank)  # backends never return the vector in a source
             item = {**self._clean(f.id, source), "id": f.id}
             candidates.append(Candidate(item=item, bm25=f.stage_scores.get(TERM), dsr=dsr_score,
                                         fused_rank=rank))

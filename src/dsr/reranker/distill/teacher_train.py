@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dsr.errors import UsageError
+from dsr.finetune import clipped_step, warmup_decay
 from dsr.reranker.distill.grades import GradeScale
 from dsr.reranker.distill.soft_ce import SoftTargetCrossEntropy
 from dsr.reranker.distill.teacher import CrossEncoderTeacher, resolve_device
@@ -87,9 +88,7 @@ def train_teacher(
                             weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
     total = max(1, steps_per_epoch * cfg.epochs)
-    warm = max(1, int(total * cfg.warmup))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    sched = warmup_decay(opt, total, int(total * cfg.warmup))
     loss_fn = SoftTargetCrossEntropy()
     targets_all = scale.soft_targets(np.array([e.grade for e in data]))
 
@@ -108,13 +107,7 @@ def train_teacher(
             idx = order[start:start + cfg.batch_size]
             batch = model.tokenize([data[i].query for i in idx], [data[i].text for i in idx])
             target = torch.from_numpy(targets_all[idx]).to(model.device)
-            loss = loss_fn(model(batch), target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
+            losses.append(clipped_step(loss_fn(model(batch), target), model, opt, sched))
             step += 1
             if on_step is not None:
                 on_step(step, losses[-1])
