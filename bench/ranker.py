@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from dsr.eval.session_metrics import mean_over_groups
-from dsr.logs.synthetic import make_world, simulate_sessions
+from dsr.logs.synthetic import click_probability, examine_probability, make_world, simulate_sessions
 from dsr.reranker.base import Candidate
 from dsr.reranker.features import FeatureConfig, FeatureExtractor
 from dsr.reranker.groups import RankGroup, click_histories, groups_from_judgments, groups_from_sessions
@@ -92,9 +92,42 @@ def synthetic(args) -> tuple[dict, dict]:
         out["session_auc"][name] = round(m["session_auc"], 4)
         out["ndcg5"][name] = round(m["ndcg@5"], 4)
         out["ndcg5_planted"][name] = round(p["ndcg@5"], 4)
+    out["ceiling"] = ceilings(world, test)
+    headroom = out["ceiling"]["session_auc"]["click_propensity"] - out["session_auc"]["xgboost"]
+    gain = out["session_auc"]["siamese_all"] - out["session_auc"]["xgboost"]
+    out["siamese_all_share_of_headroom_over_xgboost"] = round(gain / headroom, 3) if headroom > 0 else None
     out["test_sessions"] = len(test)
     out["train_sessions"] = len(train)
     return out, {"models": models, "test": test, "catalog": catalog}
+
+
+def ceilings(world, test: list[RankGroup]) -> dict:
+    """What a perfect model could reach on the same test sessions, with and without the user.
+
+    `click_propensity` orders each session by the simulator's own chance of a click (examination at
+    the shown position x attractiveness of the personal grade): no ranker can beat it in expectation.
+    `relevance_only` is the same without the planted personal preference. Their difference bounds
+    how much session AUC personal features can add at all; the distance from XGBoost to
+    `click_propensity` bounds any margin over the baseline.
+    """
+    def order(personal: bool) -> list[np.ndarray]:
+        out = []
+        for g in test:
+            row = []
+            for c in g.candidates:
+                iid = str(c.item["id"])
+                grade = (world.personal_grade(g.query, iid, g.user["user_id"]) if personal
+                         else float(world.grade(g.query, iid)))
+                row.append(examine_probability(int(c.fused_rank)) * click_probability(grade))
+            out.append(np.array(row))
+        return out
+
+    result: dict = {"session_auc": {}, "ndcg5": {}}
+    for name, personal in (("relevance_only", False), ("click_propensity", True)):
+        m = mean_over_groups(order(personal), [g.labels for g in test], k=(5,))
+        result["session_auc"][name] = round(m["session_auc"], 4)
+        result["ndcg5"][name] = round(m["ndcg@5"], 4)
+    return result
 
 
 def read_judgments(path: Path) -> dict[str, dict[str, float]]:

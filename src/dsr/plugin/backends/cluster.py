@@ -62,6 +62,7 @@ class ClusterBackend(ABC):
         self.url = url
         self._helpers = helpers
         self._embedding_fields: dict[str, str] = {}
+        self._stored_without_vector: dict[str, bool] = {}  # index -> its mapping keeps the vector out of _source
 
     # -- dialect hooks ---------------------------------------------------------------------
     @abstractmethod
@@ -96,6 +97,7 @@ class ClusterBackend(ABC):
             # tuning guides advise: every hit and mget would otherwise load and re-filter it (about
             # 20% of a 100-hit fetch at dim 64, far more at 384), and dsr never reads it back.
             mappings["_source"] = {"excludes": [spec.embedding_field]}
+        self._stored_without_vector.pop(spec.name, None)
         body = {"settings": self._index_settings(spec), "mappings": mappings}
         with self._translated_errors(f"create index {spec.name}"):
             try:
@@ -153,12 +155,43 @@ class ClusterBackend(ABC):
             out.append(Hit(str(h["_id"]), convert(score) if convert else score, h.get("_source") or {}))
         return out
 
-    def _source_filter(self, index: str) -> dict[str, Any]:
-        return {"excludes": [self._embedding_fields.get(index, self.embedding_field_default)]}
+    def _source_excludes(self, index: str) -> list[str]:
+        """The fields to strip from returned sources: the vector, unless the index never stores it.
+
+        A query-time `_source` filter makes the engine parse and re-serialise every returned source;
+        indexes dsr creates keep the vector out of the stored `_source` already, so for them the
+        filter is pure cost (most of a 100-hit fetch's CPU on a small catalog document). Whether an
+        index is such an index is read from its mapping once per process; if the mapping cannot be
+        read the filter stays, which is always correct.
+        """
+        field = self._embedding_fields.get(index, self.embedding_field_default)
+        known = self._stored_without_vector.get(index)
+        if known is None:
+            known = self._mapping_excludes(index, field)
+            if known is not None:
+                self._stored_without_vector[index] = known
+        return [] if known else [field]
+
+    def _mapping_excludes(self, index: str, field: str) -> bool | None:
+        """Whether every index behind `index` keeps `field` out of `_source`; None when unknown yet."""
+        try:
+            with self._translated_errors(f"read mapping of {index}"):
+                resp = self.client.indices.get_mapping(index=index)
+        except EngineError:
+            return None
+        mappings = [m.get("mappings", {}) for m in dict(resp).values()]
+        return bool(mappings) and all(field in (m.get("_source") or {}).get("excludes", ()) for m in mappings)
+
+    def _source_filter(self, index: str) -> dict[str, Any] | bool:
+        excludes = self._source_excludes(index)
+        return {"excludes": excludes} if excludes else True
 
     def term_search(self, index: str, text: str, *, size: int = 10, filters: Filters | None = None,
                     query: Mapping[str, Any] | None = None) -> list[Hit]:
-        body = {"size": size, "query": term_query(text, filters, query), "_source": self._source_filter(index)}
+        # No total: callers read the hits only, and an exact count (10,000 by default) keeps the
+        # engine from skipping non-competitive documents (block-max WAND) on common terms.
+        body = {"size": size, "query": term_query(text, filters, query), "_source": self._source_filter(index),
+                "track_total_hits": False}
         with self._translated_errors(f"search {index}"):
             return self._hits(self.client.search(index=index, body=body))
 
@@ -176,8 +209,9 @@ class ClusterBackend(ABC):
         if not ids:
             return {}
         with self._translated_errors(f"mget from {index}"):
+            excludes = self._source_excludes(index)
             resp = self.client.mget(index=index, body={"ids": [str(i) for i in ids]},
-                                    _source_excludes=self._source_filter(index)["excludes"])
+                                    **({"_source_excludes": excludes} if excludes else {}))
         return {str(d["_id"]): d.get("_source") or {} for d in resp["docs"] if d.get("found")}
 
     def count(self, index: str) -> int:
