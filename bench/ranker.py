@@ -5,8 +5,9 @@ later sessions, against the logged preference levels (as in DPR), plus NDCG@5 ag
 personal grades. Beside the models, two same-run ceilings order each test session by the simulator's
 own click propensity (examination at the shown position x attractiveness), with and without the
 planted personal preference: they bound what any ranker, and personal features in particular, can
-add to session AUC on these logs. Real data (homedepot): pairs from graded judgments within a query, trained on train,
-reported on dev over each query's first-stage (BM25, embedded backend) top 100 plus its judged items.
+add to session AUC on these logs. Real data (homedepot): pairs from graded judgments within a query,
+trained on train, reported on dev over each query's first-stage (BM25, embedded backend) top 100
+plus its judged items.
 Latency: scoring 100 candidates (features + tower), one thread and all threads.
 
     .venv/bin/python bench/ranker.py [--quick] [--skip-real]
