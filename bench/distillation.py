@@ -163,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--teacher-pairs", type=int, default=None, help="teacher training pairs (default 4000; 900 quick)")
     ap.add_argument("--max-length", type=int, default=None, help="teacher tokens (default 48; 32 quick)")
     ap.add_argument("--teacher-epochs", type=int, default=1)
+    ap.add_argument("--teacher-lr", type=float, default=TeacherTrainConfig.lr, help="teacher transformer learning rate")
     ap.add_argument("--freeze-layers", type=int, default=None, help="frozen bottom teacher layers (default 0; 2 quick)")
     ap.add_argument("--student-epochs", type=int, default=15)
     ap.add_argument("--latency-reps", type=int, default=None)
@@ -216,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             examples.append(GradedText(query, item_text(catalog[unjudged[int(j)]]), 0.0))
     t = time.perf_counter()
     teacher, trep = train_teacher(examples, scale, TeacherTrainConfig(
-        max_length=max_length, max_pairs=teacher_pairs, epochs=args.teacher_epochs, batch_size=32,
+        max_length=max_length, max_pairs=teacher_pairs, epochs=args.teacher_epochs, batch_size=32, lr=args.teacher_lr,
         freeze_layers=freeze, seed=args.seed, threads=args.threads), progress=True)
     teacher_train_s = time.perf_counter() - t
     log(f"teacher: {trep.pairs} pairs, {trep.steps} steps in {teacher_train_s:.0f}s, loss {trep.first_loss:.3f} -> "
