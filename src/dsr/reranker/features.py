@@ -11,7 +11,6 @@ finite-check is the last guard, so no NaN or infinity ever reaches a model.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -55,6 +54,8 @@ NUMERIC_FEATURES: tuple[NumericFeature, ...] = (
 )
 NUMERIC_NAMES: tuple[str, ...] = tuple(f.name for f in NUMERIC_FEATURES)
 NUMERIC_DEFAULTS: Mapping[str, float] = {f.name: f.default for f in NUMERIC_FEATURES}
+_DEFAULTS = np.array([f.default for f in NUMERIC_FEATURES], dtype=np.float64)
+_C: Mapping[str, int] = {name: k for k, name in enumerate(NUMERIC_NAMES)}  # column of each feature
 
 PAD = 0
 
@@ -97,12 +98,26 @@ class GroupFeatures:
     click_cross: np.ndarray  # float32 [n, 2]: click-stream cross features (neural model only)
 
 
-def _first_number(item: Item, names: Sequence[str]) -> float | None:
+def _number(value: Any) -> float:
+    """A catalog value as a finite float, NaN when missing, not a number or infinite."""
+    if value is None or isinstance(value, bool):
+        return math.nan
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return out if math.isfinite(out) else math.nan
+
+
+def _first_finite(item: Item, names: Sequence[str]) -> float:
+    """The first of `names` holding a finite number, NaN when none does."""
     for name in names:
-        v = numeric_field(item, name, default=math.nan)
-        if math.isfinite(v):
-            return v
-    return None
+        value = item.get(name)
+        if value is not None:  # most catalogs have few of the fields asked for: skip the call
+            out = _number(value)
+            if out == out:
+                return out
+    return math.nan
 
 
 class FeatureExtractor:
@@ -166,54 +181,65 @@ class FeatureExtractor:
 
     def numeric(self, query: str, candidates: Sequence[Candidate], user: Mapping[str, Any] | None,
                 recent: Sequence[Item], texts: Sequence[str] | None = None) -> np.ndarray:
-        """[n, F] numeric features; `texts` are the candidates' `item_text`s when already at hand."""
+        """[n, F] numeric features; `texts` are the candidates' `item_text`s when already at hand.
+
+        Column-wise: one pass reads each candidate's raw values, numpy does the transforms. This
+        runs for every request on the serving path (100 candidates), so no per-cell dict lookups.
+        """
         cfg = self.config
         texts = texts if texts is not None else [item_text(c.item) for c in candidates]
         n = len(candidates)
-        rows = np.tile(np.array([f.default for f in NUMERIC_FEATURES], dtype=np.float64), (n, 1))
-        col = {name: k for k, name in enumerate(NUMERIC_NAMES)}
+        rows = np.tile(_DEFAULTS, (n, 1))
+        if n == 0:
+            return rows[:, self._cols].astype(np.float32)
+        items = [c.item for c in candidates]
+        price = np.array([_number(it.get("price")) for it in items])
+        pop = np.array([_first_finite(it, cfg.popularity_fields) for it in items])
+        for column, fields in ((_C["ctr"], (cfg.ctr_field,)), (_C["cvr"], (cfg.cvr_field,)),
+                               (_C["rating"], cfg.rating_fields)):
+            values = np.array([_first_finite(it, fields) for it in items])
+            known = np.isfinite(values)
+            rows[known, column] = values[known]
+        with np.errstate(invalid="ignore"):
+            priced = np.isfinite(price) & (price >= 0)
+            popular = np.isfinite(pop) & (pop >= 0)
+        log_price = np.log1p(np.where(priced, price, 0.0))
+        rows[priced, _C["log_price"]] = log_price[priced]
+        rows[priced, _C["has_price"]] = 1.0
+        finite_prices = np.sort(price[np.isfinite(price)])
+        if len(finite_prices) > 1:
+            rank = np.searchsorted(finite_prices, price[priced], side="left") / (len(finite_prices) - 1)
+            rows[priced, _C["price_rank"]] = rank
         level = self.user_price_level(user, recent)
-        prices = [numeric_field(c.item, "price", math.nan) for c in candidates]
-        priced = sorted(p for p in prices if math.isfinite(p))
-        bm25s = [c.bm25 for c in candidates if c.bm25 is not None and math.isfinite(c.bm25)]
-        best_bm25 = max(bm25s) if bm25s else 0.0
+        if level is not None:
+            rows[priced, _C["price_gap"]] = np.abs(log_price[priced] - level)
+            rows[:, _C["user_price_level"]] = level
+            rows[:, _C["has_user_price_level"]] = 1.0
+        rows[popular, _C["log_popularity"]] = np.log1p(pop[popular])
+        rows[popular, _C["has_popularity"]] = 1.0
+
+        bm25 = np.array([np.nan if c.bm25 is None else c.bm25 for c in candidates], dtype=np.float64)
+        scored = np.isfinite(bm25)
+        if scored.any():
+            best = float(bm25[scored].max())
+            rows[scored, _C["bm25"]] = bm25[scored]
+            rows[scored, _C["has_bm25"]] = 1.0
+            rows[scored, _C["bm25_rel"]] = bm25[scored] / best if best > 0 else 0.0
+        dsr = np.array([np.nan if c.dsr is None else c.dsr for c in candidates], dtype=np.float64)
+        similar = np.isfinite(dsr)
+        rows[similar, _C["dsr"]] = dsr[similar]
+        rows[similar, _C["has_dsr"]] = 1.0
+        rank0 = np.array([max(0, int(c.fused_rank)) for c in candidates], dtype=np.float64)
+        rows[:, _C["log_fused_rank"]] = np.log1p(rank0)
+        rows[:, _C["fused_rr"]] = 1.0 / (1.0 + rank0)
+
         q_tokens = set(tokenize(query))
-        for r, (c, price, text) in enumerate(zip(candidates, prices, texts, strict=True)):
-            row = rows[r]
-            if math.isfinite(price) and price >= 0:
-                row[col["log_price"]] = math.log1p(price)
-                row[col["has_price"]] = 1.0
-                if len(priced) > 1:
-                    row[col["price_rank"]] = bisect_left(priced, price) / (len(priced) - 1)
-                if level is not None:
-                    row[col["price_gap"]] = abs(math.log1p(price) - level)
-            pop = _first_number(c.item, cfg.popularity_fields)
-            if pop is not None and pop >= 0:
-                row[col["log_popularity"]] = math.log1p(pop)
-                row[col["has_popularity"]] = 1.0
-            for name, fields in (("ctr", (cfg.ctr_field,)), ("cvr", (cfg.cvr_field,)), ("rating", cfg.rating_fields)):
-                v = _first_number(c.item, fields)
-                if v is not None:
-                    row[col[name]] = v
-            if level is not None:
-                row[col["user_price_level"]] = level
-                row[col["has_user_price_level"]] = 1.0
-            if c.bm25 is not None and math.isfinite(c.bm25):
-                row[col["bm25"]] = c.bm25
-                row[col["has_bm25"]] = 1.0
-                row[col["bm25_rel"]] = c.bm25 / best_bm25 if best_bm25 > 0 else 0.0
-            if c.dsr is not None and math.isfinite(c.dsr):
-                row[col["dsr"]] = c.dsr
-                row[col["has_dsr"]] = 1.0
-            rank = max(0, int(c.fused_rank))
-            row[col["log_fused_rank"]] = math.log1p(rank)
-            row[col["fused_rr"]] = 1.0 / (1.0 + rank)
-            if q_tokens:  # term_overlap, with the item's tokens cached
-                title = self._tokens(str(c.item.get("title") or ""))
-                row[col["title_overlap"]] = len(q_tokens & title) / len(q_tokens)
-                row[col["text_overlap"]] = len(q_tokens & self._tokens(text)) / len(q_tokens)
-        defaults = np.array([f.default for f in NUMERIC_FEATURES])
-        rows = np.where(np.isfinite(rows), rows, defaults)  # the last guard: never NaN/inf
+        if q_tokens:  # term_overlap, with the item's tokens cached
+            tokens = self._tokens
+            rows[:, _C["title_overlap"]] = [len(q_tokens & tokens(str(it.get("title") or ""))) for it in items]
+            rows[:, _C["text_overlap"]] = [len(q_tokens & tokens(text)) for text in texts]
+            rows[:, [_C["title_overlap"], _C["text_overlap"]]] /= len(q_tokens)
+        rows = np.where(np.isfinite(rows), rows, _DEFAULTS)  # the last guard: never NaN/inf
         return rows[:, self._cols].astype(np.float32)
 
     def click_cross(self, candidates: Sequence[Candidate], recent: Sequence[Item],

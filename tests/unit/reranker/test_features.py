@@ -101,3 +101,14 @@ def test_click_stream_cross_features_measure_overlap_with_the_recent_clicks():
     # a: tokens red, drill, acme all seen; half the clicks are Acme. b: nothing in common.
     assert f.click_cross.tolist() == [[1.0, 0.5], [0.0, 0.0]]
     assert FeatureExtractor().extract("drill", cands).click_cross.tolist() == [[0.0, 0.0], [0.0, 0.0]]
+
+
+def test_numbers_written_as_strings_count_and_the_first_usable_popularity_field_wins():
+    cands = [Candidate(item={"id": "a", "price": "12.5", "popularity": "n/a", "sales": "40", "review_count": 7}),
+             Candidate(item={"id": "b", "price": 3, "popularity": -2, "sales": 99})]
+    f = FeatureExtractor().extract("q", cands)
+    assert f.numeric[:, col("log_price")] == pytest.approx([math.log1p(12.5), math.log1p(3)])
+    assert f.numeric[:, col("price_rank")].tolist() == [1.0, 0.0]
+    # a: "n/a" is skipped, sales is the first number; b: -2 is a number but not a usable popularity
+    assert f.numeric[:, col("log_popularity")] == pytest.approx([math.log1p(40), 0.0])
+    assert f.numeric[:, col("has_popularity")].tolist() == [1.0, 0.0]
