@@ -98,24 +98,12 @@ class GroupFeatures:
     click_cross: np.ndarray  # float32 [n, 2]: click-stream cross features (neural model only)
 
 
-def _number(value: Any) -> float:
-    """A catalog value as a finite float, NaN when missing, not a number or infinite."""
-    if value is None or isinstance(value, bool):
-        return math.nan
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return out if math.isfinite(out) else math.nan
-
-
 def _first_finite(item: Item, names: Sequence[str]) -> float:
     """The first of `names` holding a finite number, NaN when none does."""
     for name in names:
-        value = item.get(name)
-        if value is not None:  # most catalogs have few of the fields asked for: skip the call
-            out = _number(value)
-            if out == out:
+        if item.get(name) is not None:  # most catalogs have few of the fields asked for: skip the parse
+            out = numeric_field(item, name, math.nan)
+            if math.isfinite(out):
                 return out
     return math.nan
 
@@ -193,7 +181,7 @@ class FeatureExtractor:
         if n == 0:
             return rows[:, self._cols].astype(np.float32)
         items = [c.item for c in candidates]
-        price = np.array([_number(it.get("price")) for it in items])
+        price = np.array([numeric_field(it, "price", math.nan) for it in items])
         pop = np.array([_first_finite(it, cfg.popularity_fields) for it in items])
         for column, fields in ((_C["ctr"], (cfg.ctr_field,)), (_C["cvr"], (cfg.cvr_field,)),
                                (_C["rating"], cfg.rating_fields)):

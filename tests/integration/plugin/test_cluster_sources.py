@@ -7,6 +7,8 @@ created itself may store the vector; there the filter stays and strips it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -22,9 +24,12 @@ DOCS = [
 
 
 @pytest.fixture(params=["elasticsearch", "opensearch"])
-def cluster(request: pytest.FixtureRequest) -> tuple[SearchBackend, str]:
+def cluster(request: pytest.FixtureRequest, index_name: str) -> Iterator[tuple[SearchBackend, str]]:
+    """The engine's backend and URL; the test's index is deleted from it afterwards."""
     url = request.getfixturevalue({"elasticsearch": "es_url", "opensearch": "os_url"}[request.param])
-    return request.getfixturevalue({"elasticsearch": "es_backend", "opensearch": "os_backend"}[request.param]), url
+    backend = request.getfixturevalue({"elasticsearch": "es_backend", "opensearch": "os_backend"}[request.param])
+    yield backend, url
+    backend.delete_index(index_name)
 
 
 def _fresh(url: str) -> SearchBackend:

@@ -208,8 +208,8 @@ class ClusterBackend(ABC):
     def mget(self, index: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:
             return {}
+        excludes = self._source_excludes(index)
         with self._translated_errors(f"mget from {index}"):
-            excludes = self._source_excludes(index)
             resp = self.client.mget(index=index, body={"ids": [str(i) for i in ids]},
                                     **({"_source_excludes": excludes} if excludes else {}))
         return {str(d["_id"]): d.get("_source") or {} for d in resp["docs"] if d.get("found")}
