@@ -7,7 +7,11 @@ same queries, interleaved query by query so drift hits them all alike:
 * `direct_bm25`   - the `multi_match` query posted straight to the cluster (the baseline);
 * `proxy_bm25`    - the same body posted to `dsr serve` (passed through untouched);
 * `hybrid`        - `ext.dsr`: term top-100 + sidecar top-100, RRF, no re-rank;
-* `hybrid_rerank` - the same plus the Siamese ranker over the top 100.
+* `hybrid_rerank` - the same plus the Siamese ranker over the top 100; the ranker reads sidecar
+                    neighbours' fields from the item records `dsr ingest` keeps beside the vectors,
+                    and only the page returned is fetched from the cluster;
+* `hybrid_rerank_mget` - the same search on a second `dsr serve` without item records: neighbours'
+                    sources are fetched with `mget` while the term search runs (the A/B for the records).
 
 `dsr serve` runs in a child process (as in production), built from the saved sidecar and ranker.
 Latency is measured one request at a time (p50/p99); QPS with `--concurrency` clients in parallel.
@@ -42,7 +46,7 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-PIPELINES = ("direct_bm25", "proxy_bm25", "hybrid", "hybrid_rerank")
+PIPELINES = ("direct_bm25", "proxy_bm25", "hybrid", "hybrid_rerank", "hybrid_rerank_mget")
 ENGINE_ENV = {"elasticsearch": "DSR_TEST_ES_URL", "opensearch": "DSR_TEST_OS_URL"}
 
 
@@ -65,12 +69,15 @@ def serve_child(spec: dict[str, Any]) -> None:
     from dsr.reranker.siamese import SiameseRanker
     from dsr.settings import ConnectionSettings
     from dsr.sidecar.faiss_index import FaissIndex
+    from dsr.sidecar.items import ItemRecords
 
     conn = ConnectionSettings(spec["engine_url"])
     encoder = load_query_encoder(spec["model"])
     searcher = HybridSearcher(connect(conn), spec["index"], encoder,
                               FaissIndex.load(Path(spec["sidecar"]), device="cpu"),
-                              SiameseRanker.load(spec["ranker"]))
+                              SiameseRanker.load(spec["ranker"]),
+                              item_records=ItemRecords.open_existing(Path(spec["sidecar"]))
+                              if spec["item_records"] else None)
     app = create_app(ServeSettings(conn, index=spec["index"]), searcher=searcher)
     uvicorn.run(app, host="127.0.0.1", port=spec["port"], access_log=False, log_level="warning",
                 server_header=False, date_header=False)
@@ -98,6 +105,7 @@ def build_models(world: Any, workdir: Path, args: argparse.Namespace) -> dict[st
     from dsr.reranker.siamese import SiameseRanker
     from dsr.reranker.tower import RankerTower, TowerConfig
     from dsr.sidecar.faiss_index import FaissIndex
+    from dsr.sidecar.items import ItemRecords
 
     model = args.model
     if model is None:
@@ -111,6 +119,9 @@ def build_models(world: Any, workdir: Path, args: argparse.Namespace) -> dict[st
     sidecar = FaissIndex(encoder.dim, kind=args.sidecar_kind, device="cpu")
     sidecar.upsert([r["id"] for r in world.catalog], vectors)
     sidecar.save(workdir / "sidecar")
+    records = ItemRecords.open(workdir / "sidecar", FeatureConfig().item_fields)  # as `dsr ingest` writes them
+    records.upsert(world.catalog)
+    records.close()
     log(f"encoded and indexed {len(vectors)} item vectors ({sidecar.kind}) in "
         f"{time.perf_counter() - t0:.1f}s")
     if args.ranker:
@@ -160,7 +171,8 @@ def start_child(spec: dict[str, Any]) -> subprocess.Popen[bytes]:
 
 # ---------------------------------------------------------------------------------------- measuring
 
-def requests_for(query: str, engine_url: str, proxy_url: str, index: str) -> dict[str, tuple[str, bytes]]:
+def requests_for(query: str, engine_url: str, proxy_url: str, index: str,
+                 mget_url: str) -> dict[str, tuple[str, bytes]]:
     from dsr.plugin.backends.cluster import term_query
 
     bm25 = json.dumps({"size": 10, "query": term_query(query, None, None)}).encode()
@@ -172,6 +184,7 @@ def requests_for(query: str, engine_url: str, proxy_url: str, index: str) -> dic
         "proxy_bm25": (f"{proxy_url}/{index}/_search", bm25),
         "hybrid": (f"{proxy_url}/{index}/_search", hybrid),
         "hybrid_rerank": (f"{proxy_url}/{index}/_search", rerank),
+        "hybrid_rerank_mget": (f"{mget_url}/{index}/_search", rerank),
     }
 
 
@@ -190,33 +203,38 @@ def one(client: httpx.Client, url: str, body: bytes) -> tuple[float, dict[str, A
     return ms, timings
 
 
-def measure(queries: list[str], engine_url: str, proxy_url: str, index: str, n: int, warmup: int,
+def measure(queries: list[str], engine_url: str, proxy_url: str, mget_url: str, index: str, n: int, warmup: int,
             concurrency: int, qps_requests: int) -> dict[str, Any]:
     lat: dict[str, list[float]] = {p: [] for p in PIPELINES}
-    stages: list[dict[str, float]] = []
+    stages: dict[str, list[dict[str, float]]] = {"hybrid_rerank": [], "hybrid_rerank_mget": []}
     with httpx.Client(timeout=60) as client:
         for i in range(warmup + n):
-            reqs = requests_for(queries[i % len(queries)], engine_url, proxy_url, index)
-            order = PIPELINES[i % 4:] + PIPELINES[:i % 4]  # rotate who goes first
+            reqs = requests_for(queries[i % len(queries)], engine_url, proxy_url, index, mget_url)
+            turn = i % len(PIPELINES)
+            order = PIPELINES[turn:] + PIPELINES[:turn]  # rotate who goes first
             for p in order:
                 ms, timings = one(client, *reqs[p])
                 if i >= warmup:
                     lat[p].append(ms)
-                    if p == "hybrid_rerank" and timings:
-                        stages.append(timings)
+                    if p in stages and timings:
+                        stages[p].append(timings)
     out: dict[str, Any] = {}
     for p in PIPELINES:
         a = np.array(lat[p])
         out[p] = {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
                   "mean_ms": round(float(a.mean()), 3), "n": len(a),
-                  "qps": round(throughput(p, queries, engine_url, proxy_url, index, concurrency, qps_requests), 1)}
-    out["stages_p50_ms"] = {k: round(float(np.median([s.get(k, 0.0) for s in stages])), 3)
-                            for k in sorted({k for s in stages for k in s})}
+                  "qps": round(throughput(p, queries, (engine_url, proxy_url, index, mget_url), concurrency,
+                                                qps_requests), 1)}
+    for p, suffix in (("hybrid_rerank", ""), ("hybrid_rerank_mget", "_mget")):
+        out[f"stages{suffix}_p50_ms"] = {k: round(float(np.median([s.get(k, 0.0) for s in stages[p]])), 3)
+                                         for k in sorted({k for s in stages[p] for k in s})}
     d, pr, h = out["direct_bm25"]["p50_ms"], out["proxy_bm25"]["p50_ms"], out["hybrid_rerank"]["p50_ms"]
     out["ratios"] = {
         "proxy_overhead_p50_ms": round(pr - d, 3),
         "hybrid_rerank_over_direct_p50": round(h / d, 2),
         "hybrid_over_direct_p50": round(out["hybrid"]["p50_ms"] / d, 2),
+        "hybrid_rerank_mget_over_direct_p50": round(out["hybrid_rerank_mget"]["p50_ms"] / d, 2),
+        "mget_over_records_p50": round(out["hybrid_rerank_mget"]["p50_ms"] / h, 2),
     }
     out["targets_met"] = {
         "proxy_overhead_le_2ms": pr - d <= 2.0,
@@ -226,8 +244,8 @@ def measure(queries: list[str], engine_url: str, proxy_url: str, index: str, n: 
     return out
 
 
-def throughput(pipeline: str, queries: list[str], engine_url: str, proxy_url: str, index: str,
-               concurrency: int, total: int) -> float:
+def throughput(pipeline: str, queries: list[str], where: tuple[str, str, str, str], concurrency: int,
+               total: int) -> float:
     counter = iter(range(total))
     lock = threading.Lock()
 
@@ -239,7 +257,7 @@ def throughput(pipeline: str, queries: list[str], engine_url: str, proxy_url: st
                     i = next(counter, None)
                 if i is None:
                     return done
-                one(client, *requests_for(queries[i % len(queries)], engine_url, proxy_url, index)[pipeline])
+                one(client, *requests_for(queries[i % len(queries)], *where)[pipeline])
                 done += 1
 
     t0 = time.perf_counter()
@@ -303,19 +321,23 @@ def main() -> None:
             index = f"dsr-bench-{uuid.uuid4().hex[:8]}"
             secs = index_catalog(url, index, world.catalog)
             log(f"{name}: indexed {n_items} items in {secs:.1f}s")
-            port = free_port()
-            spec = {"engine_url": url, "index": index, "port": port, "model": models["model"],
+            ports = free_port(), free_port()
+            spec = {"engine_url": url, "index": index, "model": models["model"],
                     "sidecar": models["sidecar"], "ranker": models["ranker"], "torch_threads": args.torch_threads}
-            child = start_child(spec)
+            children = [start_child({**spec, "port": port, "item_records": records})
+                        for port, records in zip(ports, (True, False), strict=True)]
             try:
-                results[name] = measure(queries, url, f"http://127.0.0.1:{port}", index, n_req,
-                                        warmup=30, concurrency=args.concurrency, qps_requests=qps_requests)
+                results[name] = measure(queries, url, f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}",
+                                        index, n_req, warmup=30, concurrency=args.concurrency,
+                                        qps_requests=qps_requests)
                 results[name]["index_seconds"] = round(secs, 1)
                 log(f"{name}: " + json.dumps({p: results[name][p] for p in PIPELINES}))
-                log(f"{name}: stages p50 ms {results[name]['stages_p50_ms']}; ratios {results[name]['ratios']}")
+                log(f"{name}: stages p50 ms {results[name]['stages_p50_ms']}; without records "
+                    f"{results[name]['stages_mget_p50_ms']}; ratios {results[name]['ratios']}")
             finally:
-                child.terminate()
-                child.wait(timeout=30)
+                for child in children:
+                    child.terminate()
+                    child.wait(timeout=30)
                 httpx.delete(f"{url}/{index}", timeout=60)
     for info in started:
         from dsr.plugin.engines.node import stop_node

@@ -25,6 +25,7 @@ from dsr.plugin.server.dsr_request import Limits
 from dsr.reranker.base import Candidate
 from dsr.settings import ConnectionSettings
 from dsr.sidecar.faiss_index import FaissIndex
+from dsr.sidecar.items import ItemRecords
 from dsr.sidecar.remote import RemoteVectorIndex
 
 pytestmark = pytest.mark.e2e
@@ -317,3 +318,75 @@ def test_every_candidate_the_ranker_reads_has_its_source_even_deep_vector_neighb
     assert len(ranker.seen) == 80
     assert all(c.item.get("title") and "price" in c.item for c in ranker.seen)
     assert [h.source["price"] for h in result.hits] == sorted(h.source["price"] for h in result.hits)
+
+
+class MgetCounting:
+    """The real backend, noting the ids each `mget` asks for."""
+
+    def __init__(self, backend: SearchBackend) -> None:
+        self._backend = backend
+        self.mget_ids: list[list[str]] = []
+
+    def mget(self, index: str, ids: Sequence[str]) -> dict[str, Any]:
+        self.mget_ids.append(list(ids))
+        return self._backend.mget(index, ids)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
+class TitlePriceRanker(RecordingRanker):
+    """Cheapest first, declaring the only fields it reads."""
+
+    item_fields = ("title", "price")
+
+
+def recorded(tmp_path, rows: Sequence[Mapping[str, Any]], fields: tuple[str, ...] = ("title", "price")) -> ItemRecords:
+    records = ItemRecords.open(tmp_path / "records", fields)
+    records.upsert(rows)
+    return records
+
+
+def test_item_records_feed_the_ranker_and_only_the_page_is_fetched_from_the_cluster(indexed, tmp_path):
+    # no term matches: every candidate is a sidecar neighbour, and none has a source yet
+    backend, index, sidecar = indexed
+    spy, ranker = MgetCounting(backend), TitlePriceRanker()
+    searcher = HybridSearcher(spy, index, HashingEncoder(DIM), sidecar, ranker,  # type: ignore[arg-type]
+                              item_records=recorded(tmp_path, catalog()))
+    try:
+        result = searcher.run("zzqx", size=10, term_k=50, knn_k=80, rerank_top=80)
+    finally:
+        searcher.close()
+    assert result.reranked == 80 and not result.warnings
+    assert all(set(c.item) == {"id", "title", "price"} for c in ranker.seen)  # the records, not the sources
+    assert spy.mget_ids == [[h.id for h in result.hits]]  # one mget: the page
+    assert all(h.source["description"] and "embedding" not in h.source for h in result.hits)
+    assert [h.source["price"] for h in result.hits] == sorted(h.source["price"] for h in result.hits)
+
+
+def test_a_recorded_neighbour_gone_from_the_index_leaves_the_page_with_a_warning(indexed, tmp_path):
+    backend, index, sidecar = indexed
+    sidecar.upsert(["ghost-1"], HashingEncoder(DIM).encode_queries(["purple unicorn slippers"]))
+    rows = [*catalog(), {"id": "ghost-1", "title": "purple unicorn slippers", "price": 0.0}]  # the cheapest
+    searcher = HybridSearcher(backend, index, HashingEncoder(DIM), sidecar, TitlePriceRanker(),
+                              item_records=recorded(tmp_path, rows))
+    try:
+        result = searcher.run("purple unicorn slippers", size=5, term_k=10, knn_k=10)
+    finally:
+        searcher.close()
+    assert len(result.hits) == 5 and "ghost-1" not in [h.id for h in result.hits]
+    assert any("not found in index" in w for w in result.warnings) and not result.degraded
+    assert [h.rank for h in result.hits] == [1, 2, 3, 4, 5]
+
+
+def test_records_missing_a_field_the_ranker_reads_are_not_used(indexed, tmp_path):
+    backend, index, sidecar = indexed
+    ranker = TitlePriceRanker()
+    ranker.item_fields = ("title", "price", "description")  # type: ignore[misc]
+    searcher = HybridSearcher(backend, index, HashingEncoder(DIM), sidecar, ranker,
+                              item_records=recorded(tmp_path, catalog()))
+    try:
+        result = searcher.run("zzqx", size=10, term_k=50, knn_k=40, rerank_top=40)
+    finally:
+        searcher.close()
+    assert result.reranked == 40 and all(c.item.get("description") for c in ranker.seen)

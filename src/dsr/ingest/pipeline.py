@@ -4,6 +4,8 @@ Order matters for consistency. A batch reaches the sidecar only after the cluste
 and only the acknowledged ids; a document the cluster refused goes to the rejects file instead. The
 checkpoint moves forward only after both stores (and the rejects file) are durable, so a crash at any
 point leaves at most one batch to redo, and redoing it is harmless: both stores upsert by id.
+The sidecar also keeps the fields the ranker reads of each item (`dsr.sidecar.items`), so serving
+needs no `mget` to re-rank sidecar neighbours.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dsr.ingest.readers import SourceRow, detect_format, progress_total, read_ca
 from dsr.ingest.validate import Limits, check_id, validate_row
 from dsr.ingest.writer import ClusterWriter, RetryPolicy
 from dsr.plugin.backends.base import EMBEDDING_FIELD, IndexSpec, SearchBackend
+from dsr.reranker.features import FeatureConfig
 from dsr.sidecar.store import SidecarStore
 
 log = logging.getLogger(__name__)
@@ -158,7 +161,7 @@ class _Run:
         acked = set(outcome.acknowledged)
         keep = [i for i, p in enumerate(upserts) if p.item["id"] in acked]
         if keep:
-            self.store.upsert([upserts[i].item["id"] for i in keep], vectors[keep])
+            self.store.upsert([upserts[i].item["id"] for i in keep], vectors[keep], [upserts[i].item for i in keep])
         report.sidecar_seconds += time.perf_counter() - t2
         report.written += len(keep)
 
@@ -203,7 +206,8 @@ def ingest(
     report = IngestReport(index=index, catalog=str(catalog) if catalog else None, sidecar=str(sidecar_dir),
                           rejects_file=str(rejects_path))
     backend.ensure_index(IndexSpec(index, dims=encoder.dim if options.embed_in_cluster else None))
-    store = SidecarStore.open(sidecar_dir, dim=encoder.dim, kind=options.sidecar_kind, device="cpu")
+    store = SidecarStore.open(sidecar_dir, dim=encoder.dim, kind=options.sidecar_kind, device="cpu",
+                              record_fields=FeatureConfig().item_fields)
     checkpoint: Checkpoint | None = None
     resume = None
     if catalog is not None:

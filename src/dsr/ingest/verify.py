@@ -90,8 +90,8 @@ def verify(backend: SearchBackend, index: str, sidecar_dir: Path, *, repair: boo
             found = [i for i in ids if i in sources]
             if found:
                 assert encoder is not None
-                vectors = np.asarray(encoder.encode_items([{**sources[i], "id": i} for i in found]), np.float32)
-                store.upsert(found, vectors)
+                items = [{**sources[i], "id": i} for i in found]
+                store.upsert(found, np.asarray(encoder.encode_items(items), np.float32), items)
                 report.added += len(found)
         report.removed = store.delete(report.missing_in_cluster)
         store.checkpoint()

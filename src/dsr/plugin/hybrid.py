@@ -9,6 +9,12 @@ Filters apply to both sides: the backend filters the term query (and its own kNN
 neighbours are over-fetched, their sources fetched with `mget`, and filtered here with the same
 filter language. A failing sidecar does not fail the search: the result is term-only and says so
 (`degraded`, with a warning).
+
+The ranker reads a few fields of every candidate. Term hits bring them in their sources; for sidecar
+neighbours they come from the item records ingest keeps beside the vectors (`dsr.sidecar.items`), and
+only the page returned is fetched from the cluster. Without records (a remote sidecar, an index
+ingested by other means) the neighbours likely to reach the ranker are fetched with `mget` while the
+term search runs.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from dsr.plugin.backends.base import EMBEDDING_FIELD, Filters, Hit, SearchBacken
 from dsr.plugin.fusion import Fused, FusionConfig, fuse
 from dsr.reranker.base import Candidate, Reranker
 from dsr.sidecar.base import VectorIndex
+from dsr.sidecar.items import ItemRecords
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,9 @@ class StageScore:
 
     score: float
     rank: int
+
+
+Ranked = tuple[Fused, StageScore | None, float]  # a fused candidate, its rerank stage (if any), its final score
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,8 @@ class HybridSearcher:
         term_k, knn_k: default depth of each side.
         rerank_top: default number of fused candidates the ranker re-orders.
         overfetch: with filters, sidecar neighbours fetched per wanted neighbour before filtering.
+        item_records: the sidecar's item records; used for the ranker's view of neighbours when they
+            hold every field the ranker reads.
     """
 
     def __init__(
@@ -119,6 +131,7 @@ class HybridSearcher:
         rerank_top: int = 100,
         overfetch: int = 5,
         embedding_field: str = EMBEDDING_FIELD,
+        item_records: ItemRecords | None = None,
     ) -> None:
         if engine_knn and vectors is not None:
             raise UsageError("use either a vector sidecar or the engine's kNN, not both")
@@ -134,6 +147,13 @@ class HybridSearcher:
         self.rerank_top = rerank_top
         self.overfetch = max(1, overfetch)
         self.embedding_field = embedding_field
+        self.item_records = item_records
+        needed = ranker_item_fields(reranker)
+        self._records_feed_ranker = (item_records is not None and needed is not None
+                                     and item_records.covers(needed))
+        if item_records is not None and reranker is not None and not self._records_feed_ranker:
+            log.warning("the item records in %s lack fields the ranker reads; neighbours are fetched with mget",
+                        item_records.path)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="dsr-hybrid")
 
     @property
@@ -227,10 +247,12 @@ class HybridSearcher:
                                 "results are term-only")
                 vector_hits = []
         # Sidecar neighbours need their sources before fusion when they are to be filtered, and most
-        # of them when the ranker will read the top of the pool: then they are fetched while the term
-        # search still runs. Otherwise only the page shown needs sources, fetched after fusion.
+        # of them when the ranker will read the top of the pool and no item records can stand in:
+        # then they are fetched while the term search still runs. Otherwise only the page shown
+        # needs sources, fetched after fusion (or after re-ranking, when records fed the ranker).
         will_rerank = rerank and self.reranker is not None and rerank_top > 0
-        early = self.vectors is not None and (bool(filters) or will_rerank)
+        from_records = will_rerank and self._records_feed_ranker and not filters
+        early = self.vectors is not None and (bool(filters) or (will_rerank and not from_records))
         t0 = time.perf_counter()
         missing = [h.id for h in vector_hits[:self._early_fetch(bool(filters), rerank_top, offset + size)]
                    if not h.source] if early else []
@@ -259,9 +281,16 @@ class HybridSearcher:
         timings["fuse"] = _ms(t0)
 
         t0 = time.perf_counter()
+        views: dict[str, Mapping[str, Any]] = {}  # the ranker's view of candidates without a source
         for _ in range(3):  # a neighbour missing from the index (sidecar out of sync) forces a re-fusion
-            wanted = (fused[:rerank_top] if will_rerank else []) + fused[offset:offset + size]
-            need = list(dict.fromkeys(f.id for f in wanted if f.id not in sources))
+            # with records, the page is known only after re-ranking and is fetched then
+            wanted = (fused[:rerank_top] if will_rerank else []) + ([] if from_records else fused[offset:offset + size])
+            need = list(dict.fromkeys(f.id for f in wanted if f.id not in sources and f.id not in views))
+            if need and from_records:
+                t1 = time.perf_counter()
+                views.update(self.item_records.get_many(need))  # type: ignore[union-attr]
+                timings["records"] = timings.get("records", 0.0) + _ms(t1)
+                need = [i for i in need if i not in views]
             if not need:
                 break
             got = self.backend.mget(self.index, need)
@@ -276,12 +305,12 @@ class HybridSearcher:
         timings["mget"] += _ms(t0)
 
         t0 = time.perf_counter()
-        order: list[tuple[Fused, StageScore | None, float]] = [(f, None, f.score) for f in fused]
+        order: list[Ranked] = [(f, None, f.score) for f in fused]
         reranked = 0
         if will_rerank and fused:
             head = fused[:rerank_top]
             try:
-                scores = self._rerank(query, user, head, sources, query_vector)
+                scores = self._rerank(query, user, head, {**views, **sources}, query_vector)
             except (DsrError, RuntimeError, ValueError) as e:
                 log.warning("re-ranking failed, answering in fused order: %s", e)
                 degraded = True
@@ -293,6 +322,11 @@ class HybridSearcher:
                        for r, i in enumerate(by_score, start=1)]
                 order = top + order[len(head):]
         timings["rerank"] = _ms(t0)
+
+        if from_records:  # the page's own sources, from the cluster
+            t0 = time.perf_counter()
+            order = self._fetch_page(order, offset, size, sources, warnings)
+            timings["mget"] += _ms(t0)
 
         fused_rank = {f.id: r for r, f in enumerate(fused, start=1)}
         hits = []
@@ -311,6 +345,22 @@ class HybridSearcher:
                             vector_hits=len(vector_hits), vector_source=self.vector_source,
                             reranked=reranked, fusion=fusion, degraded=degraded,
                             warnings=tuple(warnings), timings_ms=timings)
+
+    def _fetch_page(self, order: list[Ranked], offset: int, size: int, sources: dict[str, Mapping[str, Any]],
+                    warnings: list[str]) -> list[Ranked]:
+        """Fetch the sources of the page's hits that have none; a hit gone from the index leaves the order."""
+        for _ in range(3):
+            need = [f.id for f, _, _ in order[offset:offset + size] if f.id not in sources]
+            if not need:
+                break
+            got = self.backend.mget(self.index, need)
+            sources.update(got)
+            gone = set(need) - set(got)
+            if not gone:
+                break
+            self._warn_gone(gone, warnings)
+            order = [entry for entry in order if entry[0].id not in gone]
+        return order
 
     def _early_fetch(self, filtering: bool, rerank_top: int, page_end: int) -> int:
         """How many sidecar neighbours get their sources while the term search runs.
@@ -388,6 +438,12 @@ class HybridSearcher:
 
     def _clean(self, doc_id: str, source: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in source.items() if k != self.embedding_field}
+
+
+def ranker_item_fields(reranker: Reranker | None) -> tuple[str, ...] | None:
+    """The item fields `reranker` reads, when it declares them (an `item_fields` attribute), else None."""
+    fields = getattr(reranker, "item_fields", None)
+    return tuple(fields) if fields is not None else None
 
 
 def _stage(f: Fused, stage: str) -> StageScore | None:

@@ -27,5 +27,9 @@ class Reranker(Protocol):
     def score(
         self, query: str, candidates: Sequence[Candidate], user: Mapping[str, Any] | None = None
     ) -> np.ndarray:
-        """float32 scores, one per candidate, all candidates in one batch."""
+        """float32 scores, one per candidate, all candidates in one batch.
+
+        A ranker that reads only some catalog fields may say which in an `item_fields` attribute;
+        the searcher then feeds it sidecar neighbours from the item records instead of their sources.
+        """
         ...

@@ -86,6 +86,12 @@ class FeatureConfig:
     def click_len(self) -> int:
         return self.click_depth * self.item_len
 
+    @property
+    def item_fields(self) -> tuple[str, ...]:
+        """Every catalog field the extractor reads from an item (besides its id)."""
+        return ("title", "brand", "category", "price", *self.popularity_fields, *self.rating_fields,
+                self.ctr_field, self.cvr_field)
+
 
 @dataclass(frozen=True)
 class GroupFeatures:

@@ -30,6 +30,11 @@ class SiameseRanker:
         self.extractor = extractor
         self.tower = tower.eval()
 
+    @property
+    def item_fields(self) -> tuple[str, ...]:
+        """The catalog fields this ranker reads from a candidate (a record holding them can stand in)."""
+        return self.extractor.config.item_fields
+
     @torch.inference_mode()
     def score(self, query: str, candidates: Sequence[Candidate],
               user: Mapping[str, Any] | None = None) -> np.ndarray:

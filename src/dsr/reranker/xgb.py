@@ -32,6 +32,11 @@ class XGBoostRanker:
         self.extractor = extractor
         self.booster = booster
 
+    @property
+    def item_fields(self) -> tuple[str, ...]:
+        """The catalog fields this ranker reads from a candidate (a record holding them can stand in)."""
+        return self.extractor.config.item_fields
+
     def score(self, query: str, candidates: Sequence[Candidate],
               user: Mapping[str, Any] | None = None) -> np.ndarray:
         if not candidates:

@@ -3,12 +3,13 @@
 Ingest writes through it: each batch is appended to the journal and fsynced (cheap), and
 `checkpoint()` folds the journal into a new snapshot (expensive, done at the end of a run). Anyone
 calling `FaissIndex.load(directory)` meanwhile sees the snapshot plus the journal, i.e. every batch
-acknowledged so far.
+acknowledged so far. With `record_fields`, the ranker's fields of each item are written beside its
+vector (`dsr.sidecar.items`), in the same call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +17,27 @@ import numpy as np
 
 from dsr.errors import VectorIndexError
 from dsr.sidecar.faiss_index import FaissIndex
+from dsr.sidecar.items import ItemRecords
 from dsr.sidecar.storage import JournalWriter, current_version, is_sidecar_dir, reset_journal
 
 
 class SidecarStore:
-    def __init__(self, directory: Path, index: FaissIndex, version: str) -> None:
+    def __init__(self, directory: Path, index: FaissIndex, version: str,
+                 records: ItemRecords | None = None) -> None:
         self.directory = Path(directory)
         self.index = index
+        self.records = records
         self._version = version
         self._journal: JournalWriter | None = JournalWriter(self.directory, version)
 
     @classmethod
     def open(cls, directory: Path, *, dim: int, kind: str = "auto", device: str = "cpu",
-             **options: Any) -> SidecarStore:
-        """Open the sidecar at `directory`, creating an empty one of `kind` when there is none."""
+             record_fields: Sequence[str] | None = None, **options: Any) -> SidecarStore:
+        """Open the sidecar at `directory`, creating an empty one of `kind` when there is none.
+
+        `record_fields`: also keep these fields of every upserted item (see `ItemRecords`); without
+        them, records already in the directory are still kept in step with the vectors.
+        """
         directory = Path(directory)
         if is_sidecar_dir(directory):
             index = FaissIndex.load(directory, device=device)
@@ -44,19 +52,27 @@ class SidecarStore:
             index = FaissIndex(dim, kind=kind, device=device, **options)
             version = index.save_snapshot(directory)
             reset_journal(directory, version)
-        return cls(directory, index, version)
+        records = (ItemRecords.open(directory, record_fields) if record_fields
+                   else ItemRecords.open_existing(directory))
+        return cls(directory, index, version, records)
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray,
+               items: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """Upsert the vectors (and, when records are kept, the `items` they were encoded from)."""
         self._writer().append("upsert", list(ids), np.asarray(vectors, np.float32))
         self.index.upsert(ids, vectors)
+        if self.records is not None and items is not None:
+            self.records.upsert({**item, "id": doc_id} for doc_id, item in zip(ids, items, strict=True))
 
     def delete(self, ids: Sequence[str]) -> int:
         present = [i for i in ids if i in self.index]
         if present:
             self._writer().append("delete", present)
+        if self.records is not None:
+            self.records.delete(ids)
         return self.index.delete(present)
 
     def checkpoint(self) -> None:
@@ -73,6 +89,8 @@ class SidecarStore:
         if self._journal is not None:
             self._journal.close()
             self._journal = None
+        if self.records is not None:
+            self.records.close()
 
     def _writer(self) -> JournalWriter:
         if self._journal is None:

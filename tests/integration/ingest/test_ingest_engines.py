@@ -28,6 +28,7 @@ from dsr.logs.synthetic import make_world
 from dsr.plugin.backends import connect
 from dsr.settings import ConnectionSettings
 from dsr.sidecar.faiss_index import FaissIndex
+from dsr.sidecar.items import ItemRecords
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -132,6 +133,9 @@ def test_killed_ingest_resumes_exactly_then_updates_deletes_and_verifies(cluster
     encoder = HashingEncoder(64)
     np.testing.assert_allclose(sidecar.vectors(["p000123"]), encoder.encode_items([good[123]]), atol=1e-6)
     assert sidecar.search(encoder.encode_items([good[42]]), 1)[1] == [["p000042"]]
+    records = ItemRecords.open_existing(sidecar_dir)  # the ranker's fields, beside the vectors
+    assert records is not None and set(records.ids()) == good_ids
+    assert records.get_many(["p000123"])["p000123"]["title"] == good[123]["title"]
 
     # 3. changed rows update both stores; tombstones and --delete remove from both; re-ingest is idempotent
     changed = {f"p{i:06d}" for i in range(100, 110)}
@@ -160,6 +164,8 @@ def test_killed_ingest_resumes_exactly_then_updates_deletes_and_verifies(cluster
     renamed = cluster.mget(index_name, ["p000105"])["p000105"]
     assert renamed["title"].startswith("Renamed ")
     np.testing.assert_allclose(sidecar.vectors(["p000105"]), encoder.encode_items([renamed]), atol=1e-6)
+    assert set(records.ids()) == remaining
+    assert records.get_many(["p000105"])["p000105"]["title"] == renamed["title"]
 
     result = run_cli(cluster.url, data_dir, "verify", "--index", index_name)
     assert result.exit_code == 0 and result.output.startswith("clean"), result.output

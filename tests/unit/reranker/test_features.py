@@ -112,3 +112,22 @@ def test_numbers_written_as_strings_count_and_the_first_usable_popularity_field_
     # a: "n/a" is skipped, sales is the first number; b: -2 is a number but not a usable popularity
     assert f.numeric[:, col("log_popularity")] == pytest.approx([math.log1p(40), 0.0])
     assert f.numeric[:, col("has_popularity")].tolist() == [1.0, 0.0]
+
+
+def test_item_fields_name_everything_the_extractor_reads_so_a_record_can_stand_in_for_the_source():
+    config = FeatureConfig(item_id_hash=True)
+    full = [{"id": f"p{i}", "title": f"red sneakers {i}", "brand": "acme", "category": "Shoes > Sneakers",
+             "price": 10.0 + i, "sales": 5 * i, "review_average": 4.5, "ctr": 0.1, "cvr": 0.01,
+             "description": "long text the ranker never reads", "color": "red", "stock": 3} for i in range(6)]
+    recorded = [{"id": it["id"], **{f: it[f] for f in config.item_fields if f in it}} for it in full]
+    assert all("description" not in r and "stock" not in r for r in recorded)
+    extractor = FeatureExtractor(config)
+    user = {"recent_clicks": [full[0], full[3]]}
+
+    def extract(items):
+        cands = [Candidate(item=it, bm25=float(i), dsr=0.5, fused_rank=i) for i, it in enumerate(items)]
+        return extractor.extract("red sneakers", cands, user)
+
+    a, b = extract(full), extract(recorded)
+    for name in ("numeric", "query_ids", "item_ids", "click_ids", "click_cross"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)

@@ -40,6 +40,15 @@ def open_vectors(sidecar: str) -> Any:
     return open_vector_index(sidecar)
 
 
+def open_item_records(sidecar: str) -> Any:
+    """The item records `dsr ingest` keeps in a local sidecar directory, None for a remote sidecar or none."""
+    from dsr.sidecar.items import ItemRecords
+
+    if sidecar.startswith(("http://", "https://")):
+        return None
+    return ItemRecords.open_existing(Path(sidecar))
+
+
 def connect_backend(settings: ServeSettings) -> Any:
     from dsr.plugin.backends import connect
 
@@ -70,11 +79,12 @@ def build_searcher(settings: ServeSettings, *, backend: Any = None) -> HybridSea
             raise ModelFormatError(f"the query encoder ({settings.model}) gives {encoder.dim} dimensions but "
                                    f"the sidecar {sidecar} holds {dim}; serve with the --model used to ingest")
     ranker = load_ranker(settings.ranker_dir) if settings.ranker_dir else None
+    records = open_item_records(sidecar) if vectors is not None and ranker is not None else None
     if encoder is None:
         log.warning("--model none: dsr searches are term-only (plus re-ranking if --ranker is given)")
     return HybridSearcher(
         backend, settings.index, encoder, vectors, ranker,
         engine_knn=encoder is not None and vectors is None and backend.flavor != "embedded",
         fusion=settings.fusion, term_k=settings.limits.default_k, knn_k=settings.limits.default_k,
-        rerank_top=settings.limits.default_rerank_top,
+        rerank_top=settings.limits.default_rerank_top, item_records=records,
     )
