@@ -7,6 +7,7 @@ behaviour (the engine-facing checks are in test_serve_passthrough.py, against re
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ BIG = bytes(range(256)) * 20_000  # 5 MB
 
 
 async def record(request: Request) -> Response:
+    if request.url.path == "/slow":
+        await asyncio.sleep(3)
     if request.url.path == "/stream":
         async def chunks() -> Iterator[bytes]:
             for i in range(0, len(BIG), 65536):
@@ -48,7 +51,7 @@ def relay(serve_thread) -> Iterator[str]:
     upstream = Starlette(routes=[Route("/{path:path}", record, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])])
     with serve_thread(upstream) as upstream_url:
         settings = ServeSettings(ConnectionSettings("http://user:dsr-secret@" + upstream_url[len("http://"):]),
-                                 index="products", max_body_bytes=8 * 1024 * 1024)
+                                 index="products", max_body_bytes=8 * 1024 * 1024, upstream_timeout_s=1.0)
         app = create_app(settings, searcher=HybridSearcher(None, "products"))  # type: ignore[arg-type]
         with serve_thread(app) as url:
             yield url
@@ -84,6 +87,8 @@ def test_large_bodies_stream_both_ways(relay):
     up = httpx.put(relay + "/products/_bulk", content=BIG, headers={"Content-Type": "application/x-ndjson"})
     assert up.json()["body_len"] == len(BIG)
     assert up.json()["body_sha"] == hashlib.sha256(BIG).hexdigest()
+    relayed = dict(up.json()["headers"])
+    assert relayed["content-length"] == str(len(BIG)) and "transfer-encoding" not in relayed  # not re-chunked
     with httpx.stream("GET", relay + "/stream") as down:
         got = b"".join(down.iter_raw())
     assert got == BIG
@@ -99,3 +104,8 @@ def test_bodies_over_the_limit_are_refused_with_413(relay):
 
     r = httpx.put(relay + "/products/_bulk", content=chunked(), headers={"Content-Type": "application/x-ndjson"})
     assert r.status_code == 413
+
+
+def test_a_cluster_slower_than_the_upstream_timeout_is_a_504(relay):
+    r = httpx.get(relay + "/slow", timeout=10)
+    assert r.status_code == 504 and r.json()["error"]["type"] == "dsr_upstream_timeout_exception"
