@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -409,32 +409,34 @@ class HybridSearcher:
     def _rerank(self, query: str, user: Mapping[str, Any] | None, head: Sequence[Fused],
                 sources: Mapping[str, Mapping[str, Any]], query_vector: np.ndarray | None) -> np.ndarray:
         assert self.reranker is not None
+        dsr_scores = [f.stage_scores.get(VECTOR) for f in head]
+        if query_vector is not None:  # term-only hits: their DSR score from the sidecar's stored vector
+            self._fill_dsr_scores(head, dsr_scores, query_vector)
         candidates = []
-        missing_dsr: list[int] = []  # term-only hits whose DSR score must come from the sidecar
-        for rank, f in enumerate(head):
+        for rank, (f, dsr_score) in enumerate(zip(head, dsr_scores, strict=True)):
             source = sources.get(f.id, {})
-            dsr_score = f.stage_scores.get(VECTOR)
-            if dsr_score is None and query_vector is not None:
-                missing_dsr.append(rank)  # backends never return the vector in a source
-            item = {**self._clean(f.id, source), "id": f.id}
-            candidates.append(Candidate(item=item, bm25=f.stage_scores.get(TERM), dsr=dsr_score,
-                                        fused_rank=rank))
-        lookup = getattr(self.vectors, "vectors", None)
-        if missing_dsr and query_vector is not None and callable(lookup):
-            ids = [head[i].id for i in missing_dsr]
-            try:
-                found = [(i, doc_id) for i, doc_id in zip(missing_dsr, ids, strict=True)
-                         if doc_id in self.vectors]  # type: ignore[operator]
-                if found:
-                    vecs = np.asarray(lookup([d for _, d in found]), dtype=np.float32)
-                    for (i, _), v in zip(found, vecs @ query_vector, strict=True):
-                        candidates[i] = replace(candidates[i], dsr=float(v))
-            except (DsrError, KeyError, TypeError, ValueError, RuntimeError) as e:
-                log.debug("no sidecar vectors for term-only hits: %s", e)
+            item = {**source, "id": f.id} if self.embedding_field not in source else {**self._clean(f.id, source),
+                                                                                        "id": f.id}
+            candidates.append(Candidate(item=item, bm25=f.stage_scores.get(TERM), dsr=dsr_score, fused_rank=rank))
         scores = np.asarray(self.reranker.score(query, candidates, user), dtype=np.float32)
         if scores.shape != (len(candidates),):
             raise ValueError(f"ranker returned {scores.shape} scores for {len(candidates)} candidates")
         return scores
+
+    def _fill_dsr_scores(self, head: Sequence[Fused], dsr_scores: list[float | None], query_vector: np.ndarray) -> None:
+        """Set the query-item dot product of the head's term-only hits (backends never return vectors)."""
+        lookup = getattr(self.vectors, "vectors", None)
+        if not callable(lookup):
+            return
+        try:
+            found = [i for i, score in enumerate(dsr_scores)
+                     if score is None and head[i].id in self.vectors]  # type: ignore[operator]
+            if found:
+                vecs = np.asarray(lookup([head[i].id for i in found]), dtype=np.float32)
+                for i, v in zip(found, (vecs @ query_vector).tolist(), strict=True):
+                    dsr_scores[i] = float(v)
+        except (DsrError, KeyError, TypeError, ValueError, RuntimeError) as e:
+            log.debug("no sidecar vectors for term-only hits: %s", e)
 
     def _clean(self, doc_id: str, source: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in source.items() if k != self.embedding_field}
