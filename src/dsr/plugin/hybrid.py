@@ -415,8 +415,7 @@ class HybridSearcher:
         candidates = []
         for rank, (f, dsr_score) in enumerate(zip(head, dsr_scores, strict=True)):
             source = sources.get(f.id, {})
-            item = {**source, "id": f.id} if self.embedding_field not in source else {**self._clean(f.id, source),
-                                                                                        "id": f.id}
+            item = {**(self._clean(f.id, source) if self.embedding_field in source else source), "id": f.id}
             candidates.append(Candidate(item=item, bm25=f.stage_scores.get(TERM), dsr=dsr_score, fused_rank=rank))
         scores = np.asarray(self.reranker.score(query, candidates, user), dtype=np.float32)
         if scores.shape != (len(candidates),):
