@@ -11,7 +11,9 @@ through ranx against every judged item of the dev split, gain = grade - 1, unjud
 * `distilled_Nx`   the same Siamese tower trained with margin-MSE on teacher scores of N times as
                    many train queries (1x: the labelled queries' own candidates relabelled by the
                    teacher; 2x..8x: further train queries used as *unlabelled* queries, BM25 top-K
-                   candidates only — their human judgments are never read).
+                   candidates only — their human judgments are never read). When the train split has
+                   too few queries left (`--label-queries all` gives them all to the teacher), the
+                   rest are written from catalog titles (`dsr.reranker.distill.queries_from_titles`).
 
 Students early-stop on a held-out set of train queries (human labels), never on dev. Latency: one
 query with 100 candidates on the CPU (torch threads as given), median of repeated runs, teacher vs
@@ -20,6 +22,8 @@ also scored zero-shot on the CrowdFlower dev split (trained on Home Depot only).
 
     .venv/bin/python bench/distillation.py --quick     # ~60 labelled queries, K=15 (tens of minutes on 2 busy cores)
     .venv/bin/python bench/distillation.py             # 400 labelled queries, K=30
+    .venv/bin/python bench/distillation.py --label-queries all --teacher-lr 1e-4 --teacher-pairs 0 --negatives 4
+                                                       # every train query labelled; a GPU run
 
 Writes table.md, curve.png and results.json under --out; the last line printed is one JSON object.
 """
@@ -34,7 +38,7 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +60,7 @@ from dsr.reranker.distill import (
     TeacherTrainConfig,
     augment,
     margin_groups,
+    queries_from_titles,
     read_scored,
     train_student,
     train_teacher,
@@ -150,17 +155,47 @@ def plot(path: Path, scales: Sequence[int], results: Mapping[str, float], title:
     plt.close(fig)
 
 
+def split_queries(
+    train: Sequence[str], n_label: int | None, n_val: int, max_scale: int, *, seed: int,
+    titles: Sequence[Item] | None, held_out: Iterable[str],
+) -> tuple[list[str], list[str], list[str], int]:
+    """Labelled, validation and unlabelled queries, and how many of the unlabelled are real train queries.
+
+    One deterministic order of the train queries: labelled first (`None`: all but the validation
+    ones), then validation, then unlabelled for augmentation; when those run out, the rest are
+    written from `titles` (never a train or `held_out` query).
+    """
+    order = sorted(train, key=lambda s: hashlib.sha1(f"{seed}:{s}".encode()).hexdigest())
+    n_label = len(order) - n_val if n_label is None else n_label
+    need = (max_scale - 1) * n_label
+    labelled, val_q = order[:n_label], order[n_label:n_label + n_val]
+    unlabelled = order[n_label + n_val:n_label + n_val + need]
+    real = len(unlabelled)
+    if real < need:
+        if titles is None:
+            raise SystemExit(f"only {real} unlabelled train queries for {max_scale}x; lower --label-queries "
+                             "or allow --title-queries")
+        unlabelled += queries_from_titles(titles, need - real, seed=seed, exclude=[*order, *held_out])
+        if len(unlabelled) < need:
+            raise SystemExit(f"the catalog gives only {len(unlabelled) - real} title queries")
+    return labelled, val_q, unlabelled, real
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small run: 60 labelled queries, K=15, 150 dev queries")
-    ap.add_argument("--label-queries", type=int, default=None,
-                    help="human-labelled train queries (default 400; 60 quick)")
+    ap.add_argument("--label-queries", default=None,
+                    help="human-labelled train queries: a number (default 400; 60 quick) or 'all' (every train "
+                         "query but the validation ones)")
+    ap.add_argument("--title-queries", action=argparse.BooleanOptionalAction, default=True,
+                    help="when the train split runs out of unlabelled queries, write the rest from titles")
     ap.add_argument("--dev-queries", type=int, default=None, help="dev queries scored (default all; 150 quick)")
     ap.add_argument("--val-queries", type=int, default=None, help="held-out train queries for early stopping")
     ap.add_argument("--k", type=int, default=None, help="BM25 candidates per query (default 30; 15 quick)")
     ap.add_argument("--scales", default="1,2,4,8", help="augmentation multiples of the labelled queries")
     ap.add_argument("--negatives", type=int, default=2, help="unjudged BM25 hits per query in the teacher's data")
-    ap.add_argument("--teacher-pairs", type=int, default=None, help="teacher training pairs (default 4000; 900 quick)")
+    ap.add_argument("--teacher-pairs", type=int, default=None,
+                    help="teacher training pairs (default 4000; 900 quick; 0: every pair)")
     ap.add_argument("--max-length", type=int, default=None, help="teacher tokens (default 48; 32 quick)")
     ap.add_argument("--teacher-epochs", type=int, default=1)
     ap.add_argument("--teacher-lr", type=float, default=TeacherTrainConfig.lr, help="teacher transformer learning rate")
@@ -175,12 +210,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     q = args.quick
-    n_label = args.label_queries or (60 if q else 400)
     n_dev = args.dev_queries if args.dev_queries is not None else (150 if q else None)
     n_val = args.val_queries or (60 if q else 200)
     k = args.k or (15 if q else 30)
     scales = [int(s) for s in args.scales.split(",") if s.strip()]
-    teacher_pairs = args.teacher_pairs or (900 if q else 4000)
+    teacher_pairs = (900 if q else 4000) if args.teacher_pairs is None else (args.teacher_pairs or None)
     max_length = args.max_length or (32 if q else 48)
     freeze = args.freeze_layers if args.freeze_layers is not None else (2 if q else 0)
     reps = args.latency_reps or (5 if q else 20)
@@ -193,18 +227,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     catalog, bm25 = setup(ds, args.data_dir, k)
     train = ds.split("train").judgments
     dev = ds.split("dev").sample(n_dev).judgments
-    # one deterministic order of the train queries: labelled first, then unlabelled (augmentation), then validation
-    order = sorted(train, key=lambda s: hashlib.sha1(f"{args.seed}:{s}".encode()).hexdigest())
-    need_unlabelled = max(scales) * n_label - n_label if scales else 0
-    labelled = order[:n_label]
-    val_q = order[n_label:n_label + n_val]
-    unlabelled = order[n_label + n_val:n_label + n_val + need_unlabelled]
-    if len(unlabelled) < need_unlabelled:
-        raise SystemExit(f"only {len(unlabelled)} unlabelled train queries for {max(scales)}x; lower --label-queries")
+    n_label = None if args.label_queries == "all" else int(args.label_queries or (60 if q else 400))
+    labelled, val_q, unlabelled, real_unlabelled = split_queries(
+        list(train), n_label, n_val, max(scales) if scales else 1, seed=args.seed,
+        titles=list(catalog.values()) if args.title_queries else None, held_out=ds.split("dev").judgments)
     max_gain = max(g for grades in train.values() for g in grades.values())
     scale = GradeScale(0, max_gain, 3)  # Home Depot grades 1..3 (gain 0..max) as 3 soft classes
-    log(f"labelled {len(labelled)}, validation {len(val_q)}, unlabelled {len(unlabelled)}, "
-        f"dev {len(dev)} queries; K={k}")
+    log(f"labelled {len(labelled)}, validation {len(val_q)}, unlabelled {len(unlabelled)} ({real_unlabelled} "
+        f"from train, {len(unlabelled) - real_unlabelled} from titles), dev {len(dev)} queries; K={k}")
 
     # --- teacher ------------------------------------------------------------------------------------
     rng = np.random.default_rng(args.seed)
@@ -317,7 +347,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(table)
     summary = {
         "bench": "distillation", "quick": q, "dataset": "homedepot", "dev_queries": len(dev), "k": k,
-        "labelled_queries": len(labelled), "ndcg10": {n: round(results[n], 4) for n in names},
+        "labelled_queries": len(labelled), "unlabelled_train_queries": real_unlabelled,
+        "unlabelled_title_queries": len(unlabelled) - real_unlabelled,
+        "ndcg10": {n: round(results[n], 4) for n in names},
         "ndcg10_crowdflower_zero_shot": {n: round(v, 4) for n, v in cf_results.items()} if cf_results else None,
         "teacher_labelled_pairs": sizes,
         "student_minus_teacher_at_max_scale": round(results[f"distilled_{max(scales)}x"] - results["teacher"], 4)

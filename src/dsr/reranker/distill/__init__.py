@@ -32,6 +32,7 @@ from dsr.reranker.distill.teacher_train import (
     TeacherTrainReport,
     train_teacher,
 )
+from dsr.reranker.distill.title_queries import queries_from_titles
 
 __all__ = [
     "AugmentConfig",
@@ -52,6 +53,7 @@ __all__ = [
     "augment",
     "margin_groups",
     "minilm_dir",
+    "queries_from_titles",
     "read_scored",
     "resolve_device",
     "teacher_margins",
