@@ -28,7 +28,7 @@ from dsr.logs.synthetic import make_world
 from dsr.plugin.backends import connect
 from dsr.settings import ConnectionSettings
 from dsr.sidecar.faiss_index import FaissIndex
-from dsr.sidecar.items import ItemRecords
+from dsr.sidecar.items import ItemRecords, records_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -228,3 +228,22 @@ def test_connection_failures_are_retried_with_backoff_then_reported(index_name):
         writer.upsert([{"id": "a", "title": "A"}])
     assert sleeps == [0.01, 0.02, 0.04]
     backend.close()
+
+
+def test_verify_repair_writes_the_ranker_records_a_sidecar_lacks(cluster, index_name, tmp_path):
+    catalog = tmp_path / "c.jsonl"
+    rows = make_world(n_items=120, n_queries=0, n_users=1).catalog
+    catalog.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data_dir = tmp_path / "data"
+    assert run_cli(cluster.url, data_dir, "ingest", str(catalog), "--index", index_name, "--model", MODEL,
+                   "--quiet").exit_code == 0
+    sidecar_dir = data_dir / "sidecar" / index_name
+    records_path(sidecar_dir).unlink()  # a sidecar written before dsr kept records
+    result = run_cli(cluster.url, data_dir, "verify", "--index", index_name, "--json")
+    assert result.exit_code == 4 and json.loads(result.output)["missing_records"] == 120
+    result = run_cli(cluster.url, data_dir, "verify", "--index", index_name, "--repair", "--json")
+    assert result.exit_code == 0 and json.loads(result.output)["records_added"] == 120, result.output
+    records = ItemRecords.open_existing(sidecar_dir)
+    assert records is not None and len(records) == 120
+    assert records.get_many(["p000007"])["p000007"]["title"] == rows[7]["title"]
+    assert run_cli(cluster.url, data_dir, "verify", "--index", index_name).exit_code == 0
