@@ -54,6 +54,7 @@ from dsr.eval.pipelines import EvalContext
 from dsr.reranker.base import Candidate
 from dsr.reranker.distill import (
     AugmentConfig,
+    CrossEncoderTeacher,
     GradedText,
     GradeScale,
     StudentTrainConfig,
@@ -198,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     help="teacher training pairs (default 4000; 900 quick; 0: every pair)")
     ap.add_argument("--max-length", type=int, default=None, help="teacher tokens (default 48; 32 quick)")
     ap.add_argument("--teacher-epochs", type=int, default=1)
+    ap.add_argument("--teacher", type=Path, default=None,
+                    help="a teacher directory saved by an earlier run or `dsr train teacher` (skips training)")
     ap.add_argument("--teacher-lr", type=float, default=TeacherTrainConfig.lr, help="teacher transformer learning rate")
     ap.add_argument("--freeze-layers", type=int, default=None, help="frozen bottom teacher layers (default 0; 2 quick)")
     ap.add_argument("--student-epochs", type=int, default=15)
@@ -246,13 +249,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for j in rng.permutation(len(unjudged))[: args.negatives]:
             examples.append(GradedText(query, item_text(catalog[unjudged[int(j)]]), 0.0))
     t = time.perf_counter()
-    teacher, trep = train_teacher(examples, scale, TeacherTrainConfig(
-        max_length=max_length, max_pairs=teacher_pairs, epochs=args.teacher_epochs, batch_size=32, lr=args.teacher_lr,
-        freeze_layers=freeze, seed=args.seed, threads=args.threads), progress=True)
-    teacher_train_s = time.perf_counter() - t
-    log(f"teacher: {trep.pairs} pairs, {trep.steps} steps in {teacher_train_s:.0f}s, loss {trep.first_loss:.3f} -> "
-        f"{trep.last_loss:.3f}")
-    teacher.save(args.out / "teacher")
+    teacher_train_s: float | None = None
+    if args.teacher is not None:  # trained before (e.g. on a GPU machine): its training labels are the user's word
+        teacher = CrossEncoderTeacher.load(args.teacher)
+        log(f"teacher loaded from {args.teacher}")
+    else:
+        teacher, trep = train_teacher(examples, scale, TeacherTrainConfig(
+            max_length=max_length, max_pairs=teacher_pairs, epochs=args.teacher_epochs, batch_size=32,
+            lr=args.teacher_lr, freeze_layers=freeze, seed=args.seed, threads=args.threads), progress=True)
+        teacher_train_s = time.perf_counter() - t
+        log(f"teacher: {trep.pairs} pairs, {trep.steps} steps in {teacher_train_s:.0f}s, loss "
+            f"{trep.first_loss:.3f} -> {trep.last_loss:.3f}")
+        teacher.save(args.out / "teacher")
 
     # --- human-labelled groups (label-only student) and validation groups ----------------------------
     label_judg = {query: train[query] for query in labelled}
@@ -333,7 +341,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                                                                    if cf_results else ""),
              "| --- | --- | --- |" + (" --- |" if cf_results else "")]
     for name in names:
-        what = {"bm25": "-", "teacher": f"human, {len(labelled)} queries",
+        what = {"bm25": "-", "teacher": f"human, {len(labelled)} queries" if args.teacher is None
+                else f"loaded from {args.teacher}",
                 "label_only": f"human, {len(labelled)} queries"}.get(name, f"teacher, {sizes.get(name, 0)} pairs")
         row = f"| {name} | {what} | {results[name]:.4f} |"
         if cf_results:
@@ -355,7 +364,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "student_minus_teacher_at_max_scale": round(results[f"distilled_{max(scales)}x"] - results["teacher"], 4)
         if scales else None,
         "latency_ms_100_candidates": {k2: (round(v, 3) if v is not None else None) for k2, v in lat.items()},
-        "teacher_train_s": round(teacher_train_s, 1), "augment_s": round(augment_s, 1),
+        "teacher_train_s": round(teacher_train_s, 1) if teacher_train_s is not None else None,
+        "teacher_dir": str(args.teacher) if args.teacher is not None else None, "augment_s": round(augment_s, 1),
         "total_s": round(time.perf_counter() - started, 1), "threads": args.threads,
         "out": str(args.out),
     }
