@@ -23,6 +23,8 @@ def distill() -> None:
               default=None, help="Queries to augment, one per line (e.g. logged queries).")
 @click.option("--judgments", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Train judgments: their queries are augmented and their judged items scored too.")
+@click.option("--title-queries", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also augment this many queries written from catalog titles (when the logs are small).")
 @click.option("--index", "index_name", default=None,
               help="Index to take BM25 candidates from (the cluster of --engine, or the embedded backend).")
 @click.option("--dsr-model", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -37,19 +39,26 @@ def distill() -> None:
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.pass_context
 def augment_command(ctx: click.Context, teacher_dir: Path, catalog: Path, out: Path, queries_file: Path | None,
-                    judgments: Path | None, index_name: str | None, dsr_model: Path | None, sidecar: str | None,
-                    k: int, max_new_per_query: int | None, no_judged: bool, shard_queries: int, batch_size: int,
-                    device: str | None, progress: bool) -> None:
+                    judgments: Path | None, title_queries: int, index_name: str | None, dsr_model: Path | None,
+                    sidecar: str | None, k: int, max_new_per_query: int | None, no_judged: bool, shard_queries: int,
+                    batch_size: int, device: str | None, progress: bool) -> None:
     """Score train queries x BM25 / DSR candidates with the teacher (batched, resumable)."""
     from dsr.errors import UsageError
-    from dsr.reranker.distill import AugmentConfig, BackendCandidates, CrossEncoderTeacher, NeighbourCandidates, augment
+    from dsr.reranker.distill import (
+        AugmentConfig,
+        BackendCandidates,
+        CrossEncoderTeacher,
+        NeighbourCandidates,
+        augment,
+        queries_from_titles,
+    )
     from dsr.reranker.distill.jobs import read_catalog_map, read_graded, read_queries
 
     def log(msg: str) -> None:
         click.echo(msg, err=True)
 
-    if queries_file is None and judgments is None:
-        raise UsageError("give --queries and/or --judgments: the queries to augment")
+    if queries_file is None and judgments is None and not title_queries:
+        raise UsageError("give --queries, --judgments and/or --title-queries: the queries to augment")
     if (dsr_model is None) != (sidecar is None):
         raise UsageError("DSR neighbours need both --dsr-model and --sidecar")
     items, rejected = read_catalog_map(catalog)
@@ -57,6 +66,10 @@ def augment_command(ctx: click.Context, teacher_dir: Path, catalog: Path, out: P
         log(f"{catalog}: {rejected} catalog rows rejected (no id or title, duplicate id, unreadable)")
     judged = read_graded(judgments, log) if judgments else {}
     queries = [*(read_queries(queries_file) if queries_file else []), *judged]
+    if title_queries:
+        written = queries_from_titles(list(items.values()), title_queries, exclude=queries)
+        log(f"{len(written)} queries written from titles")
+        queries += written
     sources = []
     if index_name:
         from dsr.plugin.backends.factory import connect

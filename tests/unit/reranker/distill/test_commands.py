@@ -48,12 +48,15 @@ def test_teacher_augment_student_from_the_command_line(tiny_world, tmp_path):
 
     r = runner.invoke(cli, ["--engine", "embedded", "--data-dir", str(data_dir), "distill", "augment",
                             "--teacher", str(tmp_path / "teacher"), "--catalog", str(catalog),
-                            "--judgments", str(judgments), "--index", "items", "--k", "5",
+                            "--judgments", str(judgments), "--index", "items", "--k", "5", "--title-queries", "3",
                             "--out", str(tmp_path / "scored"), "--no-progress"])
     assert r.exit_code == 0, r.output
+    assert "3 queries written from titles" in r.output
     rows = list(read_scored(tmp_path / "scored"))
     assert {r.source for r in rows} == {"judged", "bm25"}
-    assert {r.query for r in rows} == set(queries)
+    written = {r.query for r in rows} - set(queries)
+    assert set(queries) <= {r.query for r in rows} and len(written) == 3
+    assert all({r.source for r in rows if r.query == q} == {"bm25"} for q in written)  # no labels: BM25 only
 
     r = runner.invoke(cli, ["distill", "train", "--scored", str(tmp_path / "scored"), "--catalog", str(catalog),
                             "--out", str(tmp_path / "student"), "--epochs", "2", "--hidden", "16,8,4",
