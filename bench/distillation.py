@@ -234,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     labelled, val_q, unlabelled, real_unlabelled = split_queries(
         list(train), n_label, n_val, max(scales) if scales else 1, seed=args.seed,
         titles=list(catalog.values()) if args.title_queries else None, held_out=ds.split("dev").judgments)
+    n_label = len(labelled)
     max_gain = max(g for grades in train.values() for g in grades.values())
     scale = GradeScale(0, max_gain, 3)  # Home Depot grades 1..3 (gain 0..max) as 3 soft classes
     log(f"labelled {len(labelled)}, validation {len(val_q)}, unlabelled {len(unlabelled)} ({real_unlabelled} "
@@ -278,7 +279,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     # --- augmentation: the teacher labels labelled + unlabelled queries' candidates ------------------
     t = time.perf_counter()
     aug_dir = args.out / "augmented"
-    shutil.rmtree(aug_dir, ignore_errors=True)  # labelled by this run's teacher only
+    if args.teacher is None:
+        shutil.rmtree(aug_dir, ignore_errors=True)  # labelled by this run's teacher only
+    # a loaded teacher is the same model in every run: its finished shards are resumed
     judged_items = {query: {i: 0.0 for i in train[query]} for query in labelled}  # ids only; grades unused
     rep = augment([*labelled, *unlabelled], teacher, catalog, aug_dir, sources=[bm25], judged=judged_items,
                   config=AugmentConfig(k=k, shard_queries=64, batch_size=64), progress=True)
