@@ -232,7 +232,7 @@ class HybridSearcher:
 
         vector_hits: list[Hit] = []
         query_vector: np.ndarray | None = None
-        fetched: dict[str, Mapping[str, Any]] = {}
+        sources: dict[str, Mapping[str, Any]] = {}
         if run_vector:
             try:
                 vector_hits, query_vector = self._vector_side(query, user, filters, knn_k, timings)
@@ -256,15 +256,10 @@ class HybridSearcher:
         t0 = time.perf_counter()
         missing = [h.id for h in vector_hits[:self._early_fetch(bool(filters), rerank_top, offset + size)]
                    if not h.source] if early else []
-        gone: set[str] = set()
-        if missing:
-            fetched = dict(self.backend.mget(self.index, missing))
-            gone = set(missing) - set(fetched)
-            self._warn_gone(gone, warnings)
+        gone = self._fetch_sources(missing, sources, warnings) if missing else set()
         timings["mget"] = _ms(t0)
 
         term_hits: list[Hit] = term_future.result() if term_future is not None else []
-        sources: dict[str, Mapping[str, Any]] = dict(fetched)
         for h in vector_hits:
             if h.source:
                 sources.setdefault(h.id, h.source)
@@ -293,12 +288,9 @@ class HybridSearcher:
                 need = [i for i in need if i not in views]
             if not need:
                 break
-            got = self.backend.mget(self.index, need)
-            sources.update(got)
-            gone = set(need) - set(got)
+            gone = self._fetch_sources(need, sources, warnings)
             if not gone:
                 break
-            self._warn_gone(gone, warnings)
             vector_hits = [h for h in vector_hits if h.id not in gone]
             fused = fuse({TERM: [(h.id, h.score) for h in term_hits],
                           VECTOR: [(h.id, h.score) for h in vector_hits]}, fusion)
@@ -353,12 +345,9 @@ class HybridSearcher:
             need = [f.id for f, _, _ in order[offset:offset + size] if f.id not in sources]
             if not need:
                 break
-            got = self.backend.mget(self.index, need)
-            sources.update(got)
-            gone = set(need) - set(got)
+            gone = self._fetch_sources(need, sources, warnings)
             if not gone:
                 break
-            self._warn_gone(gone, warnings)
             order = [entry for entry in order if entry[0].id not in gone]
         return order
 
@@ -373,6 +362,15 @@ class HybridSearcher:
         if filtering:
             return 1 << 30
         return max(page_end, -(-rerank_top * EARLY_FETCH_PERCENT // 100))
+
+    def _fetch_sources(self, ids: Sequence[str], sources: dict[str, Mapping[str, Any]],
+                       warnings: list[str]) -> set[str]:
+        """`mget` the ids' sources into `sources`; returns the ids the index no longer has (warned about)."""
+        got = self.backend.mget(self.index, ids)
+        sources.update(got)
+        gone = set(ids) - set(got)
+        self._warn_gone(gone, warnings)
+        return gone
 
     def _warn_gone(self, gone: set[str], warnings: list[str]) -> None:
         if gone:

@@ -182,13 +182,19 @@ def test_killed_ingest_resumes_exactly_then_updates_deletes_and_verifies(cluster
     assert run_cli(cluster.url, data_dir, "verify", "--index", index_name).exit_code == 0
 
 
-def test_verify_repair_re_encodes_items_missing_from_the_sidecar(cluster, index_name, tmp_path):
+def ingest_synthetic(cluster, index_name: str, tmp_path: Path, n_items: int) -> tuple[list[dict], Path]:
+    """A synthetic catalog of `n_items` ingested with the hashing encoder; its rows and the data dir."""
     catalog = tmp_path / "c.jsonl"
-    rows = make_world(n_items=300, n_queries=0, n_users=1).catalog
+    rows = make_world(n_items=n_items, n_queries=0, n_users=1).catalog
     catalog.write_text("".join(json.dumps(r) + "\n" for r in rows))
     data_dir = tmp_path / "data"
     assert run_cli(cluster.url, data_dir, "ingest", str(catalog), "--index", index_name, "--model", MODEL,
                    "--quiet").exit_code == 0
+    return rows, data_dir
+
+
+def test_verify_repair_re_encodes_items_missing_from_the_sidecar(cluster, index_name, tmp_path):
+    rows, data_dir = ingest_synthetic(cluster, index_name, tmp_path, 300)
     # the sidecar loses items (e.g. restored from an old backup)
     sidecar_dir = data_dir / "sidecar" / index_name
     sidecar = FaissIndex.load(sidecar_dir, device="cpu")
@@ -203,12 +209,22 @@ def test_verify_repair_re_encodes_items_missing_from_the_sidecar(cluster, index_
     np.testing.assert_allclose(repaired.vectors(["p000002"]), HashingEncoder(64).encode_items([rows[2]]), atol=1e-6)
 
 
+def test_verify_repair_writes_the_ranker_records_a_sidecar_lacks(cluster, index_name, tmp_path):
+    rows, data_dir = ingest_synthetic(cluster, index_name, tmp_path, 120)
+    sidecar_dir = data_dir / "sidecar" / index_name
+    records_path(sidecar_dir).unlink()  # a sidecar written before dsr kept records
+    result = run_cli(cluster.url, data_dir, "verify", "--index", index_name, "--json")
+    assert result.exit_code == 4 and json.loads(result.output)["missing_records"] == 120
+    result = run_cli(cluster.url, data_dir, "verify", "--index", index_name, "--repair", "--json")
+    assert result.exit_code == 0 and json.loads(result.output)["records_added"] == 120, result.output
+    records = ItemRecords.open_existing(sidecar_dir)
+    assert records is not None and len(records) == 120
+    assert records.get_many(["p000007"])["p000007"]["title"] == rows[7]["title"]
+    assert run_cli(cluster.url, data_dir, "verify", "--index", index_name).exit_code == 0
+
+
 def test_embedding_field_is_searchable_by_the_engines_own_knn(cluster, index_name, tmp_path):
-    catalog = tmp_path / "c.jsonl"
-    rows = make_world(n_items=200, n_queries=0, n_users=1).catalog
-    catalog.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert run_cli(cluster.url, tmp_path / "d", "ingest", str(catalog), "--index", index_name, "--model", MODEL,
-                   "--quiet").exit_code == 0
+    rows, _ = ingest_synthetic(cluster, index_name, tmp_path, 200)
     query = HashingEncoder(64).encode_items([rows[17]])[0]
     hits = cluster.knn_search(index_name, query, k=3)
     assert hits[0].id == "p000017"
@@ -229,21 +245,3 @@ def test_connection_failures_are_retried_with_backoff_then_reported(index_name):
     assert sleeps == [0.01, 0.02, 0.04]
     backend.close()
 
-
-def test_verify_repair_writes_the_ranker_records_a_sidecar_lacks(cluster, index_name, tmp_path):
-    catalog = tmp_path / "c.jsonl"
-    rows = make_world(n_items=120, n_queries=0, n_users=1).catalog
-    catalog.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    data_dir = tmp_path / "data"
-    assert run_cli(cluster.url, data_dir, "ingest", str(catalog), "--index", index_name, "--model", MODEL,
-                   "--quiet").exit_code == 0
-    sidecar_dir = data_dir / "sidecar" / index_name
-    records_path(sidecar_dir).unlink()  # a sidecar written before dsr kept records
-    result = run_cli(cluster.url, data_dir, "verify", "--index", index_name, "--json")
-    assert result.exit_code == 4 and json.loads(result.output)["missing_records"] == 120
-    result = run_cli(cluster.url, data_dir, "verify", "--index", index_name, "--repair", "--json")
-    assert result.exit_code == 0 and json.loads(result.output)["records_added"] == 120, result.output
-    records = ItemRecords.open_existing(sidecar_dir)
-    assert records is not None and len(records) == 120
-    assert records.get_many(["p000007"])["p000007"]["title"] == rows[7]["title"]
-    assert run_cli(cluster.url, data_dir, "verify", "--index", index_name).exit_code == 0
