@@ -7,7 +7,8 @@ ones; the teacher scores every new (query, item) once, in batches, on the GPU wh
 
 The work is split into shards of queries. Each finished shard is written atomically
 (`shard-00000.jsonl`) and recorded in `checkpoint.json`, so an interrupted run resumes where it
-stopped; a checkpoint made with another teacher or other settings is refused rather than mixed in.
+stopped, and a run given more queries after the earlier ones scores only the new ones. A checkpoint
+made with another teacher, other settings or other leading queries is refused rather than mixed in.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -134,6 +135,27 @@ def _fingerprint(queries: Sequence[str], teacher_id: str, sources: Sequence[str]
             "config": {k: v for k, v in asdict(cfg).items() if k != "batch_size"}}
 
 
+def _reusable_shards(ckpt: Mapping[str, Any], qs: Sequence[str], fp: Mapping[str, object], teacher_id: str,
+                     sources: Sequence[str], cfg: AugmentConfig,
+                     judged: Mapping[str, Mapping[str, float]] | None) -> int | None:
+    """How many finished shards of an earlier run this run keeps; None when nothing of it fits.
+
+    The same queries resume where the run stopped. Queries appended to the earlier list (a log that
+    grew, a bigger augmentation scale) keep every full shard of the earlier ones and score only the
+    rest, so a larger augmentation never pays again for the teacher's work on a smaller one.
+    """
+    old = ckpt.get("fingerprint")
+    done = int(ckpt.get("shards_done", 0))
+    if old == fp:
+        return done
+    if not isinstance(old, Mapping):
+        return None
+    n_old = int(old.get("queries", 0) or 0)
+    if not 0 < n_old < len(qs) or _fingerprint(qs[:n_old], teacher_id, sources, cfg, judged) != old:
+        return None
+    return min(done, n_old // cfg.shard_queries)  # a partial last shard is redone with the new queries
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -177,10 +199,10 @@ def augment(
         except json.JSONDecodeError as e:
             raise InputError(f"{ckpt_path}: unreadable checkpoint ({e.msg}); "
                              "remove the folder to start over") from None
-        if ckpt.get("fingerprint") != fp:
+        done = _reusable_shards(ckpt, qs, fp, teacher.model_id, [s.name for s in sources], cfg, judged)
+        if done is None:
             raise UsageError(f"{out} holds augmented data made with another teacher, queries or settings; "
                              "use an empty folder (or remove it) to start over")
-        done = int(ckpt.get("shards_done", 0))
     n_shards = (len(qs) + cfg.shard_queries - 1) // cfg.shard_queries
     report = AugmentReport(queries=len(qs), shards=n_shards, shards_resumed=min(done, n_shards))
     bar = None

@@ -84,6 +84,32 @@ def test_an_interrupted_run_resumes_without_redoing_finished_shards(tiny_world, 
     assert resumed == straight
 
 
+def test_queries_appended_to_a_finished_run_score_only_the_new_shards(tiny_world, tmp_path):
+    queries = _queries(tiny_world)
+    cfg = AugmentConfig(k=5, shard_queries=4)
+    augment(queries[:6], tiny_world.teacher, tiny_world.catalog, tmp_path / "a",
+            sources=[OverlapCandidates(tiny_world.world.catalog)], judged=tiny_world.judged, config=cfg)
+    extended_src = OverlapCandidates(tiny_world.world.catalog)
+    report = augment(queries, tiny_world.teacher, tiny_world.catalog, tmp_path / "a", sources=[extended_src],
+                     judged=tiny_world.judged, config=cfg)
+    # the full first shard is kept; the half-full second one is redone with the queries that fill it
+    assert report.shards == 3 and report.shards_resumed == 1 and extended_src.calls == 2
+    augment(queries, tiny_world.teacher, tiny_world.catalog, tmp_path / "b",
+            sources=[OverlapCandidates(tiny_world.world.catalog)], judged=tiny_world.judged, config=cfg)
+    extended = [(r.query, r.item_id, round(r.score, 4)) for r in read_scored(tmp_path / "a")]
+    straight = [(r.query, r.item_id, round(r.score, 4)) for r in read_scored(tmp_path / "b")]
+    assert extended == straight
+
+
+def test_a_run_whose_leading_queries_differ_is_refused(tiny_world, tmp_path):
+    queries = _queries(tiny_world)
+    src = OverlapCandidates(tiny_world.world.catalog)
+    augment(queries[:4], tiny_world.teacher, tiny_world.catalog, tmp_path, sources=[src], config=AugmentConfig(k=3))
+    with pytest.raises(UsageError, match="another teacher, queries or settings"):
+        augment(queries[1:], tiny_world.teacher, tiny_world.catalog, tmp_path, sources=[src],
+                config=AugmentConfig(k=3))
+
+
 def test_a_folder_made_with_other_settings_is_refused(tiny_world, tmp_path):
     queries = _queries(tiny_world, 3)
     src = OverlapCandidates(tiny_world.world.catalog)
