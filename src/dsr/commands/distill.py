@@ -18,7 +18,8 @@ def distill() -> None:
 @click.option("--catalog", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Catalog file (jsonl, csv or parquet).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the scored shards and the checkpoint; re-running resumes.")
+              help="Folder for the scored shards and the checkpoint; re-running resumes, and more "
+                   "queries after the earlier ones score only the new ones.")
 @click.option("--queries", "queries_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Queries to augment, one per line (e.g. logged queries).")
 @click.option("--judgments", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,

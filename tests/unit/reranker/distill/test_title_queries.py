@@ -33,6 +33,11 @@ def test_the_same_seed_gives_the_same_queries_and_excluded_ones_never_appear():
     assert not {"angle bracket", *first[:3]} & set(again)
 
 
+def test_asking_for_more_queries_extends_the_earlier_list():
+    # so a bigger augmentation resumes the smaller one's finished shards instead of redoing them
+    assert queries_from_titles(ITEMS, 30, seed=2)[:12] == queries_from_titles(ITEMS, 12, seed=2)
+
+
 def test_a_catalog_with_too_few_spans_gives_what_it_has():
     got = queries_from_titles([{"id": "1", "title": "red rubber boots"}], 50)
     assert sorted(got) == ["red rubber", "red rubber boots", "rubber boots"]
