@@ -95,6 +95,11 @@ def augment_command(ctx: click.Context, teacher_dir: Path, catalog: Path, out: P
               help="Catalog file (jsonl, csv or parquet).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Ranker model directory to write (loads and serves as the normal Siamese ranker).")
+@click.option("--validation", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Graded judgments of held-out queries (augmented too): they leave the training data, and the "
+                   "epoch that ranks them best for people is kept (early stopping).")
+@click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
+              help="With --validation: stop after this many epochs without a better NDCG@10.")
 @click.option("--max-pairs-per-query", type=int, default=200, show_default=True)
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=256, show_default=True)
@@ -103,12 +108,19 @@ def augment_command(ctx: click.Context, teacher_dir: Path, catalog: Path, out: P
 @click.option("--hidden", default="256,128,64", show_default=True, help="The three ReLU layer sizes.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def train_command(scored: Path, catalog: Path, out: Path, max_pairs_per_query: int, epochs: int, batch_size: int,
-                  lr: float, dim: int, hidden: str, seed: int, progress: bool) -> None:
+def train_command(scored: Path, catalog: Path, out: Path, validation: Path | None, patience: int,
+                  max_pairs_per_query: int, epochs: int, batch_size: int, lr: float, dim: int, hidden: str, seed: int,
+                  progress: bool) -> None:
     """Train the Siamese student to match the teacher's margins (margin-MSE)."""
     from dsr.errors import UsageError
-    from dsr.reranker.distill import StudentTrainConfig, margin_groups, read_scored, train_student
-    from dsr.reranker.distill.jobs import read_catalog_map
+    from dsr.reranker.distill import (
+        StudentTrainConfig,
+        hold_out_validation,
+        margin_groups,
+        read_scored,
+        train_student,
+    )
+    from dsr.reranker.distill.jobs import read_catalog_map, read_graded
     from dsr.reranker.features import FeatureConfig, FeatureExtractor
 
     try:
@@ -120,12 +132,28 @@ def train_command(scored: Path, catalog: Path, out: Path, max_pairs_per_query: i
     items, rejected = read_catalog_map(catalog)
     if rejected:
         click.echo(f"{catalog}: {rejected} catalog rows rejected", err=True)
-    groups, skipped = margin_groups(read_scored(scored), items, max_pairs_per_query=max_pairs_per_query, seed=seed)
+    rows = read_scored(scored)
+    val_groups = []
+    if validation is not None:
+        val_groups, rows, val_skipped = hold_out_validation(rows, read_graded(validation, _err), items)
+        for why, n in sorted(val_skipped.items()):
+            click.echo(f"validation: skipped {n} ({why})", err=True)
+        if not val_groups:
+            raise UsageError(f"no query of {validation} has augmented candidates with a graded pair; augment "
+                             "those queries too (dsr distill augment --judgments)")
+        click.echo(f"validation: {len(val_groups)} held-out queries", err=True)
+    groups, skipped = margin_groups(rows, items, max_pairs_per_query=max_pairs_per_query, seed=seed)
     for why, n in sorted(skipped.items()):
         click.echo(f"skipped {n} ({why})", err=True)
     cfg = StudentTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, hidden=sizes,  # type: ignore[arg-type]
-                             seed=seed, progress=progress)
-    ranker, summary = train_student(groups, FeatureExtractor(FeatureConfig(), items), cfg)
+                             patience=patience, seed=seed, progress=progress)
+    ranker, summary = train_student(groups, FeatureExtractor(FeatureConfig(), items), cfg, val_groups=val_groups)
     ranker.save(out, extra={"trained_by": "distill", "teacher_scored": str(scored)})
-    click.echo(f"saved {out} ({summary.pairs} pairs over {summary.groups} queries, {summary.epochs_run} epochs, "
+    kept = (f", kept epoch {summary.best_epoch} (validation NDCG@10 {summary.best_val['ndcg@10']:.4f})"
+            if val_groups else "")
+    click.echo(f"saved {out} ({summary.pairs} pairs over {summary.groups} queries, {summary.epochs_run} epochs{kept}, "
                f"final margin MSE {summary.history[-1]['train_loss']:.4f})")
+
+
+def _err(msg: str) -> None:
+    click.echo(msg, err=True)

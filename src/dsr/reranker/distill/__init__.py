@@ -21,6 +21,7 @@ from dsr.reranker.distill.soft_ce import SoftTargetCrossEntropy
 from dsr.reranker.distill.student import (
     StudentTrainConfig,
     StudentTrainSummary,
+    hold_out_validation,
     margin_groups,
     teacher_margins,
     train_student,
@@ -51,6 +52,7 @@ __all__ = [
     "TeacherTrainConfig",
     "TeacherTrainReport",
     "augment",
+    "hold_out_validation",
     "margin_groups",
     "minilm_dir",
     "queries_from_titles",

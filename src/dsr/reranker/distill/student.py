@@ -24,7 +24,7 @@ from dsr.reranker.base import Candidate
 from dsr.reranker.distill.augment import ScoredPair
 from dsr.reranker.distill.margin_mse import MarginMSELoss
 from dsr.reranker.features import FeatureExtractor
-from dsr.reranker.groups import RankGroup
+from dsr.reranker.groups import RankGroup, graded_pairs
 from dsr.reranker.siamese import SiameseRanker
 from dsr.reranker.table import FeatureTable
 from dsr.reranker.tower import RankerTower, TowerConfig
@@ -85,8 +85,7 @@ def margin_groups(
     groups = []
     for query, rows in by_query.items():
         rows = sorted(rows, key=lambda r: r.rank)
-        cands = tuple(Candidate(item=catalog[r.item_id], bm25=r.first_stage.get("bm25"),
-                                dsr=r.first_stage.get("dsr"), fused_rank=k) for k, r in enumerate(rows))
+        cands = _candidates(rows, catalog)
         labels = tuple(float(r.score) for r in rows)
         n = len(rows)
         pairs = [(a, b, 1.0) for a in range(n) for b in range(n) if labels[a] - labels[b] > min_margin]
@@ -97,6 +96,50 @@ def margin_groups(
             pairs = rng.sample(pairs, max_pairs_per_query)
         groups.append(RankGroup(query, query, cands, labels, tuple(pairs), None))
     return groups, dict(skipped)
+
+
+def _candidates(rows: Sequence[ScoredPair], catalog: Mapping[str, Item]) -> tuple[Candidate, ...]:
+    """One query's scored pairs, in first-stage order, as the candidates the ranker sees when serving."""
+    return tuple(Candidate(item=catalog[r.item_id], bm25=r.first_stage.get("bm25"), dsr=r.first_stage.get("dsr"),
+                           fused_rank=k) for k, r in enumerate(rows))
+
+
+def hold_out_validation(
+    scored: Iterable[ScoredPair],
+    judgments: Mapping[str, Mapping[str, float]],
+    catalog: Mapping[str, Item],
+) -> tuple[list[RankGroup], list[ScoredPair], dict[str, int]]:
+    """Validation groups labelled by people, and the scored pairs left to train on.
+
+    A student early-stops on how it ranks held-out queries for shoppers, not on how well it copies
+    the teacher, so the queries of `judgments` leave the training data and their augmented
+    candidates are labelled with the human grades: the lowest grade of the file (and an unjudged
+    candidate) counts 0. Returns the groups, the remaining pairs and what was skipped, by reason.
+    """
+    low = min((g for grades in judgments.values() for g in grades.values()), default=0.0)
+    held: dict[str, list[ScoredPair]] = defaultdict(list)
+    train: list[ScoredPair] = []
+    skipped: dict[str, int] = defaultdict(int)
+    for p in scored:
+        if p.query not in judgments:
+            train.append(p)
+        elif p.item_id in catalog:
+            held[p.query].append(p)
+        else:
+            skipped["item not in catalog"] += 1
+    groups = []
+    for query, grades in judgments.items():
+        if query not in held:
+            skipped["validation query not augmented"] += 1
+            continue
+        rows = sorted(held[query], key=lambda r: r.rank)
+        labels = tuple(float(grades.get(r.item_id, low)) - low for r in rows)
+        pairs = graded_pairs(labels)
+        if not pairs:
+            skipped["validation query without a graded pair"] += 1
+            continue
+        groups.append(RankGroup(query, query, _candidates(rows, catalog), labels, pairs, None))
+    return groups, train, dict(skipped)
 
 
 def train_student(

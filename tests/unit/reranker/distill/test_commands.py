@@ -66,6 +66,20 @@ def test_teacher_augment_student_from_the_command_line(tiny_world, tmp_path):
     scores = student.score(queries[0], [Candidate(item=tiny_world.catalog[i]) for i in tiny_world.judged[queries[0]]])
     assert scores.shape == (len(tiny_world.judged[queries[0]]),) and np.isfinite(scores).all()
 
+    validation = tmp_path / "validation.tsv"  # two of the augmented queries, held out for early stopping
+    validation.write_text("\n".join([lines[0], *(ln for ln in lines[1:] if ln.split("\t")[0] in queries[:2])]) + "\n")
+    r = runner.invoke(cli, ["distill", "train", "--scored", str(tmp_path / "scored"), "--catalog", str(catalog),
+                            "--out", str(tmp_path / "student-val"), "--validation", str(validation), "--epochs", "3",
+                            "--patience", "1", "--hidden", "16,8,4", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "validation: 2 held-out queries" in r.output and "kept epoch" in r.output
+
+    nothing = tmp_path / "unseen.tsv"
+    nothing.write_text("query\titem_id\tgrade\nnot augmented\t1\t2\n")
+    r = runner.invoke(cli, ["distill", "train", "--scored", str(tmp_path / "scored"), "--catalog", str(catalog),
+                            "--out", str(tmp_path / "student-none"), "--validation", str(nothing), "--no-progress"])
+    assert r.exit_code != 0 and "augment those queries too" in str(r.exception)
+
 
 def test_augment_without_queries_is_a_usage_error(tmp_path):
     catalog = tmp_path / "c.jsonl"

@@ -8,6 +8,7 @@ from dsr.reranker.distill import (
     AugmentConfig,
     StudentTrainConfig,
     augment,
+    hold_out_validation,
     margin_groups,
     read_scored,
     teacher_margins,
@@ -33,6 +34,15 @@ def distilled(tiny_world, tmp_path_factory):
     ranker, summary = train_student(train, extractor, StudentTrainConfig(epochs=30, batch_size=64, dim=16,
                                                                         hidden=(32, 16, 8), lr=3e-3))
     return ranker, summary, train, held
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory, tiny_world):
+    out = tmp_path_factory.mktemp("scored")
+    augment(list(tiny_world.judged), tiny_world.teacher, tiny_world.catalog, out,
+            sources=[OverlapCandidates(tiny_world.world.catalog)], judged=tiny_world.judged,
+            config=AugmentConfig(k=8, shard_queries=16, batch_size=32))
+    return list(read_scored(out))
 
 
 def test_margin_groups_orient_pairs_by_the_teacher(tiny_world, distilled):
@@ -61,3 +71,27 @@ def test_the_student_saves_and_loads_as_the_normal_ranker(tiny_world, distilled,
     loaded = SiameseRanker.load(tmp_path / "student", catalog=tiny_world.catalog)
     g = held[0]
     np.testing.assert_allclose(loaded.score(g.query, g.candidates), ranker.score(g.query, g.candidates), atol=1e-6)
+
+
+def test_validation_queries_leave_the_training_data_and_are_labelled_by_people(tiny_world, scored):
+    held = {q: tiny_world.judged[q] for q in list(tiny_world.judged)[:5]}
+    val, rest, skipped = hold_out_validation(scored, {**held, "never augmented": {"x": 2.0}}, tiny_world.catalog)
+    assert {r.query for r in rest}.isdisjoint(held) and len(rest) == sum(r.query not in held for r in scored)
+    assert skipped["validation query not augmented"] == 1
+    assert {g.query for g in val} <= set(held) and val
+    for g in val:
+        ids = [c.item["id"] for c in g.candidates]
+        assert list(g.labels) == [held[g.query].get(i, 0.0) for i in ids]  # grades 0..3; unjudged counts 0
+        assert all(g.labels[a] > g.labels[b] for a, b, _ in g.pairs)
+
+
+def test_the_student_early_stops_on_the_human_labelled_validation(tiny_world, scored):
+    held = {q: tiny_world.judged[q] for q in list(tiny_world.judged)[:6]}
+    val, rest, _ = hold_out_validation(scored, held, tiny_world.catalog)
+    groups, _ = margin_groups(rest, tiny_world.catalog, max_pairs_per_query=60)
+    extractor = FeatureExtractor(FeatureConfig(buckets=1 << 12), tiny_world.catalog)
+    _, summary = train_student(groups, extractor, StudentTrainConfig(epochs=6, batch_size=64, dim=16,
+                                                                     hidden=(32, 16, 8), patience=2), val_groups=val)
+    val_ndcg = [h["val_ndcg@10"] for h in summary.history]
+    assert summary.best_val["ndcg@10"] == max(val_ndcg) == val_ndcg[summary.best_epoch - 1]
+    assert summary.epochs_run == 6 or summary.epochs_run == summary.best_epoch + 2
