@@ -9,8 +9,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,6 +76,97 @@ def evaluate(tower: RankerTower, table: FeatureTable, k: Sequence[int] = (5,)) -
     return mean_over_groups(table.group_scores(score_table(tower, table)), table.labels, k=k)
 
 
+@dataclass(frozen=True)
+class FitSchedule:
+    """How a pairwise objective is optimised and when it stops; shared by every ranker trainer."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    embedding_lr: float  # slower than the MLP: hashed text embeddings memorise queries and sessions fast
+    weight_decay: float
+    patience: int  # epochs without a better validation metric
+    evals_per_epoch: int
+    seed: int
+    progress: bool
+
+
+@dataclass(frozen=True)
+class FitResult:
+    epochs_run: int
+    best_epoch: int
+    best_record: dict[str, float]
+    history: list[dict[str, float]]
+
+
+PairLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logit a, logit b, pair idx)
+
+
+def fit_pairs(tower: RankerTower, train: FeatureTable, val: FeatureTable | None, pair_loss: PairLoss,
+              schedule: FitSchedule, *, metric: str, val_k: Sequence[int] = (5,)) -> FitResult:
+    """Train `tower` on `train`'s pairs, validating a few times per epoch; the best weights are kept.
+
+    The tower scores both items of a pair (shared weights) and `pair_loss` turns the two logits into
+    the objective. The kept checkpoint is the best `val_{metric}` (the lowest running training loss
+    without validation groups); training stops after `patience` epochs without improvement.
+    """
+    emb = [p for n, p in tower.named_parameters() if n.startswith("embedding.")]
+    rest = [p for n, p in tower.named_parameters() if not n.startswith("embedding.")]
+    params = [{"params": rest, "lr": schedule.lr}] + ([{"params": emb, "lr": schedule.embedding_lr}] if emb else [])
+    opt = torch.optim.Adam(params, weight_decay=schedule.weight_decay)
+    gen = torch.Generator().manual_seed(schedule.seed)
+    n_pairs = train.pair_rows.shape[0]
+    best, best_epoch, best_state, history, bad = -math.inf, 0, None, [], 0
+    best_record: dict[str, float] = {}
+    n_steps = math.ceil(n_pairs / schedule.batch_size)
+    evals = max(1, schedule.evals_per_epoch)
+    # validate a few times per epoch: the text embeddings can start to memorise within one epoch
+    checks = {min(n_steps, math.ceil(n_steps * (j + 1) / evals)) for j in range(evals)}
+    stop = False
+    epoch = 0
+    for epoch in range(1, schedule.epochs + 1):
+        tower.train()
+        perm = torch.randperm(n_pairs, generator=gen)
+        total, seen = 0.0, 0
+        for step in tqdm(range(1, n_steps + 1), desc=f"epoch {epoch}", disable=not schedule.progress, leave=False):
+            idx = perm[(step - 1) * schedule.batch_size: step * schedule.batch_size]
+            rows = train.pair_rows[idx]
+            logits = tower(*train.rows(rows.reshape(-1))).reshape(-1, 2)
+            loss = pair_loss(logits[:, 0], logits[:, 1], idx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            seen += len(idx)
+            if step not in checks:
+                continue
+            record = {"epoch": round(epoch - 1 + step / n_steps, 3), "train_loss": total / seen}
+            if val is not None and val.n_groups:
+                record.update({f"val_{k}": v for k, v in evaluate(tower, val, k=val_k).items()})
+                score = record[f"val_{metric}"]
+                tower.train()
+            else:
+                score = -record["train_loss"]
+            history.append(record)
+            if schedule.progress:
+                tqdm.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                    for k, v in record.items()))
+            if score > best:
+                best, best_epoch, bad, best_record = score, epoch, 0, record
+                best_state = copy.deepcopy(tower.state_dict())
+            else:
+                bad += 1
+                if bad >= schedule.patience * evals:
+                    stop = True
+                    break
+        if stop:
+            break
+    assert best_state is not None
+    tower.load_state_dict(best_state)
+    tower.eval()
+    return FitResult(epochs_run=epoch, best_epoch=best_epoch, best_record=best_record, history=history)
+
+
 def train_siamese(
     train_groups: Sequence[RankGroup],
     val_groups: Sequence[RankGroup],
@@ -93,62 +185,17 @@ def train_siamese(
         tower = RankerTower(TowerConfig(n_numeric=train.numeric.shape[1], use_text=cfg.use_text,
                                         buckets=extractor.config.buckets, dim=cfg.dim, hidden=cfg.hidden))
         tower.set_normalisation(train.numeric)
-        emb = [p for n, p in tower.named_parameters() if n.startswith("embedding.")]
-        rest = [p for n, p in tower.named_parameters() if not n.startswith("embedding.")]
-        groups = [{"params": rest, "lr": cfg.lr}] + ([{"params": emb, "lr": cfg.embedding_lr}] if emb else [])
-        opt = torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
         loss_fn = PairwiseBCELoss()
-        gen = torch.Generator().manual_seed(cfg.seed)
-        n_pairs = train.pair_rows.shape[0]
-        best, best_epoch, best_state, history, bad = -math.inf, 0, None, [], 0
-        best_record: dict[str, float] = {}
-        n_steps = math.ceil(n_pairs / cfg.batch_size)
-        # validate a few times per epoch: the text embeddings can start to memorise within one epoch
-        checks = {min(n_steps, math.ceil(n_steps * (j + 1) / max(1, cfg.evals_per_epoch)))
-                  for j in range(max(1, cfg.evals_per_epoch))}
-        stop = False
-        for epoch in range(1, cfg.epochs + 1):
-            tower.train()
-            perm = torch.randperm(n_pairs, generator=gen)
-            total, seen = 0.0, 0
-            for step in tqdm(range(1, n_steps + 1), desc=f"epoch {epoch}", disable=not cfg.progress, leave=False):
-                idx = perm[(step - 1) * cfg.batch_size: step * cfg.batch_size]
-                rows = train.pair_rows[idx]
-                logits = tower(*train.rows(rows.reshape(-1))).reshape(-1, 2)
-                loss = loss_fn(logits[:, 0], logits[:, 1], weights=train.pair_weights[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-                seen += len(idx)
-                if step not in checks:
-                    continue
-                record = {"epoch": round(epoch - 1 + step / n_steps, 3), "train_loss": total / seen}
-                if val is not None and val.n_groups:
-                    record.update({f"val_{k}": v for k, v in evaluate(tower, val).items()})
-                    metric = record["val_session_auc"]
-                    tower.train()
-                else:
-                    metric = -record["train_loss"]
-                history.append(record)
-                if cfg.progress:
-                    tqdm.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                        for k, v in record.items()))
-                if metric > best:
-                    best, best_epoch, bad, best_record = metric, epoch, 0, record
-                    best_state = copy.deepcopy(tower.state_dict())
-                else:
-                    bad += 1
-                    if bad >= cfg.patience * max(1, cfg.evals_per_epoch):
-                        stop = True
-                        break
-            if stop:
-                break
-        assert best_state is not None
-        tower.load_state_dict(best_state)
-        tower.eval()
-        best_val = {k[4:]: v for k, v in best_record.items() if k.startswith("val_")}
-        summary = TrainSummary(epochs_run=epoch, best_epoch=best_epoch, best_val=best_val, history=history)
+        fit = fit_pairs(tower, train, val, lambda a, b, idx: loss_fn(a, b, weights=train.pair_weights[idx]),
+                        schedule_of(cfg), metric="session_auc")
+        best_val = {k[4:]: v for k, v in fit.best_record.items() if k.startswith("val_")}
+        summary = TrainSummary(epochs_run=fit.epochs_run, best_epoch=fit.best_epoch, best_val=best_val,
+                               history=fit.history)
         return SiameseRanker(extractor, tower), summary
     finally:
         torch.set_num_threads(prev_threads)
+
+
+def schedule_of(cfg: Any) -> FitSchedule:
+    """The schedule fields of a trainer's config (`SiameseTrainConfig`, the student's)."""
+    return FitSchedule(**{f.name: getattr(cfg, f.name) for f in fields(FitSchedule)})

@@ -8,8 +8,6 @@ distilled student loads and serves as the normal ranker; the teacher is never se
 
 from __future__ import annotations
 
-import copy
-import math
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,7 +26,7 @@ from dsr.reranker.groups import RankGroup, graded_pairs
 from dsr.reranker.siamese import SiameseRanker
 from dsr.reranker.table import FeatureTable
 from dsr.reranker.tower import RankerTower, TowerConfig
-from dsr.reranker.trainer import evaluate
+from dsr.reranker.trainer import fit_pairs, schedule_of
 
 
 @dataclass(frozen=True)
@@ -39,8 +37,10 @@ class StudentTrainConfig:
     epochs: int = 10
     batch_size: int = 256
     lr: float = 2e-3
+    embedding_lr: float = 2e-4  # the hashed text embeddings learn slower than the MLP (see the ranker's trainer)
     weight_decay: float = 0.0
     patience: int = 3  # epochs without a better validation NDCG@10 (only with validation groups)
+    evals_per_epoch: int = 4
     seed: int = 0
     threads: int = 2
     progress: bool = False
@@ -151,8 +151,10 @@ def train_student(
 ) -> tuple[SiameseRanker, StudentTrainSummary]:
     """Margin-MSE training of a fresh ranker tower on groups whose labels are teacher scores.
 
-    With `val_groups` (human labels) the epoch with the best validation NDCG@10 is kept; without,
-    the last epoch.
+    The schedule is the label-trained ranker's (`dsr.reranker.trainer.fit_pairs`), so a distilled
+    and a label-trained student differ only in their labels and loss. With `val_groups` (human
+    labels) the checkpoint with the best validation NDCG@10 is kept; without, the one with the
+    lowest running margin error.
     """
     cfg = config or StudentTrainConfig()
     torch.manual_seed(cfg.seed)
@@ -169,53 +171,12 @@ def train_student(
         tower = RankerTower(TowerConfig(n_numeric=table.numeric.shape[1], use_text=cfg.use_text,
                                         buckets=extractor.config.buckets, dim=cfg.dim, hidden=cfg.hidden))
         tower.set_normalisation(table.numeric)
-        opt = torch.optim.Adam(tower.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         loss_fn = MarginMSELoss()
-        gen = torch.Generator().manual_seed(cfg.seed)
-        best, best_epoch, best_state, history, bad = -math.inf, 0, None, [], 0
-        bar = None
-        if cfg.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=cfg.epochs, desc="student", unit="epoch")
-        for epoch in range(1, cfg.epochs + 1):
-            tower.train()
-            perm = torch.randperm(n_pairs, generator=gen)
-            total = 0.0
-            for start in range(0, n_pairs, cfg.batch_size):
-                idx = perm[start:start + cfg.batch_size]
-                rows = table.pair_rows[idx]
-                logits = tower(*table.rows(rows.reshape(-1))).reshape(-1, 2)
-                loss = loss_fn(logits[:, 0], logits[:, 1], margins[idx], table.pair_weights[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            record: dict[str, float] = {"epoch": epoch, "train_loss": total / n_pairs}
-            if val is not None and val.n_groups:
-                record.update({f"val_{k}": v for k, v in evaluate(tower, val, k=(10,)).items()})
-                metric = record["val_ndcg@10"]
-            else:
-                metric = float(epoch)  # no validation: keep the last epoch
-            history.append(record)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{record['train_loss']:.4f}")
-            if metric > best:
-                best, best_epoch, bad = metric, epoch, 0
-                best_state = copy.deepcopy(tower.state_dict())
-            else:
-                bad += 1
-                if bad >= cfg.patience:
-                    break
-        if bar is not None:
-            bar.close()
-        assert best_state is not None
-        tower.load_state_dict(best_state)
-        tower.eval()
-        best_val = {k[4:]: v for k, v in history[best_epoch - 1].items() if k.startswith("val_")}
-        summary = StudentTrainSummary(pairs=n_pairs, groups=len(groups), epochs_run=len(history),
-                                      best_epoch=best_epoch, best_val=best_val, history=history)
+        fit = fit_pairs(tower, table, val, lambda a, b, idx: loss_fn(a, b, margins[idx], table.pair_weights[idx]),
+                        schedule_of(cfg), metric="ndcg@10", val_k=(10,))
+        best_val = {k[4:]: v for k, v in fit.best_record.items() if k.startswith("val_")}
+        summary = StudentTrainSummary(pairs=n_pairs, groups=len(groups), epochs_run=fit.epochs_run,
+                                      best_epoch=fit.best_epoch, best_val=best_val, history=fit.history)
         return SiameseRanker(extractor, tower), summary
     finally:
         torch.set_num_threads(prev_threads)
