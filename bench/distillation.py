@@ -135,6 +135,12 @@ def latency_ms(model: Any, query: str, cands: Sequence[Candidate], reps: int) ->
     return float(statistics.median(times))
 
 
+def _training(summary: Any, seconds: float) -> dict[str, Any]:
+    """Where a student's early stopping settled, and its validation figures there."""
+    return {"best_epoch": summary.best_epoch, "epochs_run": summary.epochs_run, "seconds": round(seconds, 1),
+            "best_val": {k: round(v, 4) for k, v in summary.best_val.items()}}
+
+
 def plot(path: Path, scales: Sequence[int], results: Mapping[str, float], title: str) -> None:
     import matplotlib
 
@@ -275,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         epochs=args.student_epochs, seed=args.seed, threads=args.threads, progress=False))
     log(f"label-only student: {len(label_groups)} groups, best epoch {lsum.best_epoch} "
         f"({time.perf_counter() - t:.0f}s)")
+    training = {"label_only": _training(lsum, time.perf_counter() - t)}
 
     # --- augmentation: the teacher labels labelled + unlabelled queries' candidates ------------------
     t = time.perf_counter()
@@ -299,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         students[f"distilled_{s}x"], ssum = train_student(groups, extractor, StudentTrainConfig(
             epochs=args.student_epochs, seed=args.seed, threads=args.threads), val_groups=val_groups)
         sizes[f"distilled_{s}x"] = len(rows)
+        training[f"distilled_{s}x"] = _training(ssum, time.perf_counter() - t)
         log(f"student {s}x: {len(groups)} queries, {len(rows)} teacher-labelled pairs, {ssum.pairs} margin pairs, "
             f"best epoch {ssum.best_epoch} ({time.perf_counter() - t:.0f}s)")
 
@@ -367,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "student_minus_teacher_at_max_scale": round(results[f"distilled_{max(scales)}x"] - results["teacher"], 4)
         if scales else None,
         "latency_ms_100_candidates": {k2: (round(v, 3) if v is not None else None) for k2, v in lat.items()},
+        "student_training": training,
         "teacher_train_s": round(teacher_train_s, 1) if teacher_train_s is not None else None,
         "teacher_dir": str(args.teacher) if args.teacher is not None else None, "augment_s": round(augment_s, 1),
         "total_s": round(time.perf_counter() - started, 1), "threads": args.threads,
