@@ -55,21 +55,18 @@ def augment_command(ctx: click.Context, teacher_dir: Path, catalog: Path, out: P
     )
     from dsr.reranker.distill.jobs import read_catalog_map, read_graded, read_queries
 
-    def log(msg: str) -> None:
-        click.echo(msg, err=True)
-
     if queries_file is None and judgments is None and not title_queries:
         raise UsageError("give --queries, --judgments and/or --title-queries: the queries to augment")
     if (dsr_model is None) != (sidecar is None):
         raise UsageError("DSR neighbours need both --dsr-model and --sidecar")
     items, rejected = read_catalog_map(catalog)
     if rejected:
-        log(f"{catalog}: {rejected} catalog rows rejected (no id or title, duplicate id, unreadable)")
-    judged = read_graded(judgments, log) if judgments else {}
+        _err(f"{catalog}: {rejected} catalog rows rejected (no id or title, duplicate id, unreadable)")
+    judged = read_graded(judgments, _err) if judgments else {}
     queries = [*(read_queries(queries_file) if queries_file else []), *judged]
     if title_queries:
         written = queries_from_titles(list(items.values()), title_queries, exclude=queries)
-        log(f"{len(written)} queries written from titles")
+        _err(f"{len(written)} queries written from titles")
         queries += written
     sources = []
     if index_name:
@@ -99,7 +96,8 @@ def augment_command(ctx: click.Context, teacher_dir: Path, catalog: Path, out: P
               help="Graded judgments of held-out queries (augmented too): they leave the training data, and the "
                    "epoch that ranks them best for people is kept (early stopping).")
 @click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
-              help="With --validation: stop after this many epochs without a better NDCG@10.")
+              help="Stop after this many epochs without a better validation NDCG@10 (without --validation: "
+                   "without a lower margin error).")
 @click.option("--max-pairs-per-query", type=int, default=200, show_default=True)
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=256, show_default=True)
@@ -131,20 +129,20 @@ def train_command(scored: Path, catalog: Path, out: Path, validation: Path | Non
         raise UsageError(f"--hidden needs three positive sizes, e.g. 256,128,64 (got {hidden!r})")
     items, rejected = read_catalog_map(catalog)
     if rejected:
-        click.echo(f"{catalog}: {rejected} catalog rows rejected", err=True)
+        _err(f"{catalog}: {rejected} catalog rows rejected")
     rows = read_scored(scored)
     val_groups = []
     if validation is not None:
         val_groups, rows, val_skipped = hold_out_validation(rows, read_graded(validation, _err), items)
         for why, n in sorted(val_skipped.items()):
-            click.echo(f"validation: skipped {n} ({why})", err=True)
+            _err(f"validation: skipped {n} ({why})")
         if not val_groups:
             raise UsageError(f"no query of {validation} has augmented candidates with a graded pair; augment "
                              "those queries too (dsr distill augment --judgments)")
-        click.echo(f"validation: {len(val_groups)} held-out queries", err=True)
+        _err(f"validation: {len(val_groups)} held-out queries")
     groups, skipped = margin_groups(rows, items, max_pairs_per_query=max_pairs_per_query, seed=seed)
     for why, n in sorted(skipped.items()):
-        click.echo(f"skipped {n} ({why})", err=True)
+        _err(f"skipped {n} ({why})")
     cfg = StudentTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, hidden=sizes,  # type: ignore[arg-type]
                              patience=patience, seed=seed, progress=progress)
     ranker, summary = train_student(groups, FeatureExtractor(FeatureConfig(), items), cfg, val_groups=val_groups)

@@ -98,6 +98,11 @@ class FitResult:
     best_record: dict[str, float]
     history: list[dict[str, float]]
 
+    @property
+    def best_val(self) -> dict[str, float]:
+        """The validation figures of the kept checkpoint, without their `val_` prefix."""
+        return {k[4:]: v for k, v in self.best_record.items() if k.startswith("val_")}
+
 
 PairLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logit a, logit b, pair idx)
 
@@ -188,8 +193,7 @@ def train_siamese(
         loss_fn = PairwiseBCELoss()
         fit = fit_pairs(tower, train, val, lambda a, b, idx: loss_fn(a, b, weights=train.pair_weights[idx]),
                         schedule_of(cfg), metric="session_auc")
-        best_val = {k[4:]: v for k, v in fit.best_record.items() if k.startswith("val_")}
-        summary = TrainSummary(epochs_run=fit.epochs_run, best_epoch=fit.best_epoch, best_val=best_val,
+        summary = TrainSummary(epochs_run=fit.epochs_run, best_epoch=fit.best_epoch, best_val=fit.best_val,
                                history=fit.history)
         return SiameseRanker(extractor, tower), summary
     finally:

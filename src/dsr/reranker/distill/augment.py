@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -135,9 +135,8 @@ def _fingerprint(queries: Sequence[str], teacher_id: str, sources: Sequence[str]
             "config": {k: v for k, v in asdict(cfg).items() if k != "batch_size"}}
 
 
-def _reusable_shards(ckpt: Mapping[str, Any], qs: Sequence[str], fp: Mapping[str, object], teacher_id: str,
-                     sources: Sequence[str], cfg: AugmentConfig,
-                     judged: Mapping[str, Mapping[str, float]] | None) -> int | None:
+def _reusable_shards(ckpt: Mapping[str, Any], qs: Sequence[str],
+                     fingerprint: Callable[[Sequence[str]], dict[str, object]], shard_queries: int) -> int | None:
     """How many finished shards of an earlier run this run keeps; None when nothing of it fits.
 
     The same queries resume where the run stopped. Queries appended to the earlier list (a log that
@@ -146,14 +145,14 @@ def _reusable_shards(ckpt: Mapping[str, Any], qs: Sequence[str], fp: Mapping[str
     """
     old = ckpt.get("fingerprint")
     done = int(ckpt.get("shards_done", 0))
-    if old == fp:
+    if old == fingerprint(qs):
         return done
     if not isinstance(old, Mapping):
         return None
     n_old = int(old.get("queries", 0) or 0)
-    if not 0 < n_old < len(qs) or _fingerprint(qs[:n_old], teacher_id, sources, cfg, judged) != old:
+    if not 0 < n_old < len(qs) or fingerprint(qs[:n_old]) != old:
         return None
-    return min(done, n_old // cfg.shard_queries)  # a partial last shard is redone with the new queries
+    return min(done, n_old // shard_queries)  # a partial last shard is redone with the new queries
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -190,7 +189,12 @@ def augment(
         raise UsageError("no candidate source: give a BM25 backend/index or DSR neighbours")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fp = _fingerprint(qs, teacher.model_id, [s.name for s in sources], cfg, judged)
+    names = [s.name for s in sources]
+
+    def fingerprint(queries: Sequence[str]) -> dict[str, object]:
+        return _fingerprint(queries, teacher.model_id, names, cfg, judged)
+
+    fp = fingerprint(qs)
     ckpt_path = out / CHECKPOINT
     done = 0
     if ckpt_path.exists():
@@ -199,7 +203,7 @@ def augment(
         except json.JSONDecodeError as e:
             raise InputError(f"{ckpt_path}: unreadable checkpoint ({e.msg}); "
                              "remove the folder to start over") from None
-        done = _reusable_shards(ckpt, qs, fp, teacher.model_id, [s.name for s in sources], cfg, judged)
+        done = _reusable_shards(ckpt, qs, fingerprint, cfg.shard_queries)
         if done is None:
             raise UsageError(f"{out} holds augmented data made with another teacher, queries or settings; "
                              "use an empty folder (or remove it) to start over")

@@ -174,9 +174,8 @@ def train_student(
         loss_fn = MarginMSELoss()
         fit = fit_pairs(tower, table, val, lambda a, b, idx: loss_fn(a, b, margins[idx], table.pair_weights[idx]),
                         schedule_of(cfg), metric="ndcg@10", val_k=(10,))
-        best_val = {k[4:]: v for k, v in fit.best_record.items() if k.startswith("val_")}
         summary = StudentTrainSummary(pairs=n_pairs, groups=len(groups), epochs_run=fit.epochs_run,
-                                      best_epoch=fit.best_epoch, best_val=best_val, history=fit.history)
+                                      best_epoch=fit.best_epoch, best_val=fit.best_val, history=fit.history)
         return SiameseRanker(extractor, tower), summary
     finally:
         torch.set_num_threads(prev_threads)

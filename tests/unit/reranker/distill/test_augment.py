@@ -32,6 +32,17 @@ def _queries(tiny_world, n=9):
     return list(tiny_world.judged)[:n]
 
 
+def _scored(folder):
+    return [(r.query, r.item_id, round(r.score, 4)) for r in read_scored(folder)]
+
+
+def _scored_in_one_go(tiny_world, queries, cfg, folder):
+    """What a single uninterrupted run over `queries` writes: the reference for resumed runs."""
+    augment(queries, tiny_world.teacher, tiny_world.catalog, folder,
+            sources=[OverlapCandidates(tiny_world.world.catalog)], judged=tiny_world.judged, config=cfg)
+    return _scored(folder)
+
+
 def test_augment_scores_judged_and_new_candidates(tiny_world, tmp_path):
     src = OverlapCandidates(tiny_world.world.catalog)
     assert isinstance(src, CandidateSource)
@@ -77,11 +88,7 @@ def test_an_interrupted_run_resumes_without_redoing_finished_shards(tiny_world, 
     report = augment(queries, tiny_world.teacher, tiny_world.catalog, tmp_path / "a", sources=[resumed_src],
                      judged=tiny_world.judged, config=cfg)
     assert report.shards_resumed == 1 and resumed_src.calls == 2
-    augment(queries, tiny_world.teacher, tiny_world.catalog, tmp_path / "b",
-            sources=[OverlapCandidates(tiny_world.world.catalog)], judged=tiny_world.judged, config=cfg)
-    resumed = [(r.query, r.item_id, round(r.score, 4)) for r in read_scored(tmp_path / "a")]
-    straight = [(r.query, r.item_id, round(r.score, 4)) for r in read_scored(tmp_path / "b")]
-    assert resumed == straight
+    assert _scored(tmp_path / "a") == _scored_in_one_go(tiny_world, queries, cfg, tmp_path / "b")
 
 
 def test_queries_appended_to_a_finished_run_score_only_the_new_shards(tiny_world, tmp_path):
@@ -94,11 +101,7 @@ def test_queries_appended_to_a_finished_run_score_only_the_new_shards(tiny_world
                      judged=tiny_world.judged, config=cfg)
     # the full first shard is kept; the half-full second one is redone with the queries that fill it
     assert report.shards == 3 and report.shards_resumed == 1 and extended_src.calls == 2
-    augment(queries, tiny_world.teacher, tiny_world.catalog, tmp_path / "b",
-            sources=[OverlapCandidates(tiny_world.world.catalog)], judged=tiny_world.judged, config=cfg)
-    extended = [(r.query, r.item_id, round(r.score, 4)) for r in read_scored(tmp_path / "a")]
-    straight = [(r.query, r.item_id, round(r.score, 4)) for r in read_scored(tmp_path / "b")]
-    assert extended == straight
+    assert _scored(tmp_path / "a") == _scored_in_one_go(tiny_world, queries, cfg, tmp_path / "b")
 
 
 def test_a_run_whose_leading_queries_differ_is_refused(tiny_world, tmp_path):
