@@ -50,7 +50,7 @@ import torch
 from dsr.catalog import Item, item_text
 from dsr.eval.loaders import load_crowdflower, load_homedepot
 from dsr.eval.metrics import evaluate_run
-from dsr.eval.pipelines import EvalContext
+from dsr.jobs.evaluate.pipelines import EvalContext
 from dsr.reranker.base import Candidate
 from dsr.reranker.distill import (
     AugmentConfig,

@@ -21,9 +21,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def main() -> None:
     from dsr.eval.loaders import load_dataset
-    from dsr.eval.pipelines import parse_pipelines
-    from dsr.eval.report import markdown_table, report_json, write_report
-    from dsr.eval.runner import QUICK_QUERIES, evaluate_dataset
+    from dsr.jobs.evaluate.pipelines import parse_pipelines
+    from dsr.jobs.evaluate.report import markdown_table, report_json, write_report
+    from dsr.jobs.evaluate.runner import QUICK_QUERIES, evaluate_dataset
     from dsr.settings import ConnectionSettings
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

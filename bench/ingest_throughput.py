@@ -39,7 +39,7 @@ def engine_urls(names: list[str]) -> tuple[dict[str, str], list[Any]]:
     for name in names:
         url = os.environ.get(ENGINE_ENV[name])
         if not url:
-            from dsr.plugin.engines.node import start_node
+            from dsr.engines.node import start_node
 
             log(f"starting {name} ...")
             info = start_node(name)
@@ -51,7 +51,7 @@ def engine_urls(names: list[str]) -> tuple[dict[str, str], list[Any]]:
 
 def raw_bulk(backend: Any, docs: list[dict[str, Any]], vectors: Any | None) -> float:
     """items/s of a plain bulk write of `docs` (with precomputed `vectors` when given)."""
-    from dsr.plugin.backends import IndexSpec
+    from dsr.backends import IndexSpec
 
     name = f"dsr-bench-raw-{uuid.uuid4().hex[:8]}"
     backend.ensure_index(IndexSpec(name, dims=vectors.shape[1] if vectors is not None else None))
@@ -78,10 +78,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+    from dsr.backends import connect
+    from dsr.encoders.resolve import resolve_encoder
     from dsr.ingest import IngestOptions, ingest
-    from dsr.ingest.encoding import resolve_encoder
     from dsr.logs.synthetic import make_world
-    from dsr.plugin.backends import connect
     from dsr.settings import ConnectionSettings
 
     n = args.n or (500 if args.quick else 20_000)
@@ -135,7 +135,7 @@ def main() -> None:
                 out["results"][name] = res
     finally:
         for info in started:
-            from dsr.plugin.engines.node import stop_node
+            from dsr.engines.node import stop_node
 
             stop_node(info)
     print(json.dumps(out))

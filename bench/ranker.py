@@ -143,8 +143,8 @@ def read_judgments(path: Path) -> dict[str, dict[str, float]]:
 
 
 def homedepot(args) -> dict:
-    from dsr.plugin.backends.base import IndexSpec
-    from dsr.plugin.backends.embedded import EmbeddedBackend
+    from dsr.backends.base import IndexSpec
+    from dsr.backends.embedded import EmbeddedBackend
 
     root = DATASETS / "homedepot"
     catalog = {}

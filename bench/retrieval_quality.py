@@ -36,14 +36,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import torch
 
+from dsr.backends.base import IndexSpec
+from dsr.backends.embedded import EmbeddedBackend
 from dsr.catalog import item_text
 from dsr.encoders.model import TwoTowerModel
 from dsr.encoders.trainer import TrainConfig, train_two_tower
 from dsr.logs.judged import judged_triples
 from dsr.logs.synthetic import make_world, simulate_sessions
 from dsr.logs.triples import TripleConfig, build_triples
-from dsr.plugin.backends.base import IndexSpec
-from dsr.plugin.backends.embedded import EmbeddedBackend
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -62,11 +62,11 @@ def serve_child(spec: dict[str, Any]) -> None:
     import uvicorn
 
     torch.set_num_threads(spec["torch_threads"])
-    from dsr.plugin.backends import connect
-    from dsr.plugin.hybrid import HybridSearcher
-    from dsr.plugin.server import ServeSettings, create_app
-    from dsr.plugin.server.components import load_query_encoder
+    from dsr.backends import connect
     from dsr.reranker.siamese import SiameseRanker
+    from dsr.search.hybrid import HybridSearcher
+    from dsr.server import ServeSettings, create_app
+    from dsr.server.components import load_query_encoder
     from dsr.settings import ConnectionSettings
     from dsr.sidecar.faiss_index import FaissIndex
     from dsr.sidecar.items import ItemRecords
@@ -100,10 +100,10 @@ def build_models(world: Any, workdir: Path, args: argparse.Namespace) -> dict[st
     import torch
 
     torch.set_num_threads(2)
-    from dsr.plugin.server.components import load_query_encoder
     from dsr.reranker.features import FeatureConfig, FeatureExtractor
     from dsr.reranker.siamese import SiameseRanker
     from dsr.reranker.tower import RankerTower, TowerConfig
+    from dsr.server.components import load_query_encoder
     from dsr.sidecar.faiss_index import FaissIndex
     from dsr.sidecar.items import ItemRecords
 
@@ -135,8 +135,8 @@ def build_models(world: Any, workdir: Path, args: argparse.Namespace) -> dict[st
 
 
 def index_catalog(engine_url: str, index: str, catalog: list[dict[str, Any]]) -> float:
-    from dsr.plugin.backends import connect
-    from dsr.plugin.backends.base import IndexSpec
+    from dsr.backends import connect
+    from dsr.backends.base import IndexSpec
     from dsr.settings import ConnectionSettings
 
     backend = connect(ConnectionSettings(engine_url))
@@ -173,7 +173,7 @@ def start_child(spec: dict[str, Any]) -> subprocess.Popen[bytes]:
 
 def requests_for(query: str, engine_url: str, proxy_url: str, index: str,
                  mget_url: str) -> dict[str, tuple[str, bytes]]:
-    from dsr.plugin.backends.cluster import term_query
+    from dsr.backends.cluster import term_query
 
     bm25 = json.dumps({"size": 10, "query": term_query(query, None, None)}).encode()
     ext = {"text": query, "k": 100, "term_k": 100, "rerank_top": 100}
@@ -273,7 +273,7 @@ def engine_urls(names: list[str]) -> tuple[dict[str, str], list[Any]]:
     for name in names:
         url = os.environ.get(ENGINE_ENV[name])
         if not url:
-            from dsr.plugin.engines.node import start_node
+            from dsr.engines.node import start_node
 
             log(f"starting a local {name} node")
             info = start_node(name)
@@ -340,7 +340,7 @@ def main() -> None:
                     child.wait(timeout=30)
                 httpx.delete(f"{url}/{index}", timeout=60)
     for info in started:
-        from dsr.plugin.engines.node import stop_node
+        from dsr.engines.node import stop_node
 
         stop_node(info)
     summary = {"bench": "serve_latency", "items": n_items, "requests_per_pipeline": n_req,

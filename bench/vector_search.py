@@ -17,7 +17,7 @@ fastest one with recall@10 >= 0.95. The engines run single-node with a 512 MB he
     .venv/bin/python bench/vector_search.py --quick    # 20k vectors, engines 5k (< 5 minutes)
 
 Engines: $DSR_TEST_ES_URL / $DSR_TEST_OS_URL when set (or --no-engines), else local nodes are
-started with `dsr.plugin.engines` and stopped. The last line printed is one JSON object.
+started with `dsr.engines` and stopped. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def engine_urls(names: list[str]) -> tuple[dict[str, str], list[Any]]:
     for name in names:
         url = os.environ.get(ENGINE_ENV[name])
         if not url:
-            from dsr.plugin.engines.node import start_node
+            from dsr.engines.node import start_node
 
             log(f"starting {name} ...")
             info = start_node(name)
@@ -150,7 +150,7 @@ def engine_urls(names: list[str]) -> tuple[dict[str, str], list[Any]]:
 
 
 def bench_engine(url: str, x: np.ndarray, q: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
-    from dsr.plugin.backends import IndexSpec, connect
+    from dsr.backends import IndexSpec, connect
     from dsr.settings import ConnectionSettings
 
     backend = connect(ConnectionSettings(engine_url=url))
@@ -247,7 +247,7 @@ def main() -> None:
             out["results"][str(dim)] = res
     finally:
         for info in started:
-            from dsr.plugin.engines.node import stop_node
+            from dsr.engines.node import stop_node
 
             stop_node(info)
     first = out["results"][str(dims[0])]

@@ -20,8 +20,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import contextlib
 
-from dsr.plugin.backends import SearchBackend, connect
-from dsr.plugin.engines import FLAVORS, NodeInfo, start_node, stop_node
+from dsr.backends import SearchBackend, connect
+from dsr.engines import FLAVORS, NodeInfo, start_node, stop_node
 from dsr.settings import ConnectionSettings
 
 ENV_URLS = {"elasticsearch": "DSR_TEST_ES_URL", "opensearch": "DSR_TEST_OS_URL"}

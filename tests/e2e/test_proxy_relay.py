@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from dsr.plugin.hybrid import HybridSearcher
-from dsr.plugin.server import ServeSettings, create_app
+from dsr.search.hybrid import HybridSearcher
+from dsr.server import ServeSettings, create_app
 from dsr.settings import ConnectionSettings
 
 pytestmark = pytest.mark.e2e

@@ -7,10 +7,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from dsr.backends.base import IndexSpec
+from dsr.backends.embedded import EmbeddedBackend
 from dsr.cli import cli
 from dsr.encoders.hashing import HashingEncoder
-from dsr.plugin.backends.base import IndexSpec
-from dsr.plugin.backends.embedded import EmbeddedBackend
 from dsr.sidecar import default_sidecar_dir
 from dsr.sidecar.faiss_index import FaissIndex
 

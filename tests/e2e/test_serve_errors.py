@@ -8,11 +8,11 @@ import uuid
 import httpx
 import pytest
 
+from dsr.backends import connect
+from dsr.backends.base import IndexSpec
 from dsr.encoders.hashing import HashingEncoder
-from dsr.plugin.backends import connect
-from dsr.plugin.backends.base import IndexSpec
-from dsr.plugin.hybrid import HybridSearcher
-from dsr.plugin.server import ServeSettings, create_app
+from dsr.search.hybrid import HybridSearcher
+from dsr.server import ServeSettings, create_app
 from dsr.settings import ConnectionSettings
 
 pytestmark = pytest.mark.e2e

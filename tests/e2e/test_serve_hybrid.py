@@ -16,13 +16,13 @@ import httpx
 import numpy as np
 import pytest
 
+from dsr.backends.base import IndexSpec, SearchBackend
 from dsr.catalog import numeric_field
 from dsr.encoders.hashing import HashingEncoder
-from dsr.plugin.backends.base import IndexSpec, SearchBackend
-from dsr.plugin.hybrid import HybridSearcher
-from dsr.plugin.server import ServeSettings, create_app
-from dsr.plugin.server.dsr_request import Limits
 from dsr.reranker.base import Candidate
+from dsr.search.hybrid import HybridSearcher
+from dsr.server import ServeSettings, create_app
+from dsr.server.dsr_request import Limits
 from dsr.settings import ConnectionSettings
 from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.items import ItemRecords

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from dsr.plugin.hybrid import HybridSearcher
-from dsr.plugin.server import ServeSettings, create_app
+from dsr.search.hybrid import HybridSearcher
+from dsr.server import ServeSettings, create_app
 from dsr.settings import ConnectionSettings
 
 pytestmark = pytest.mark.e2e

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dsr.plugin.backends import connect
+from dsr.backends import connect
 from dsr.settings import ConnectionSettings
 
 

@@ -18,7 +18,7 @@ from dsr.settings import ConnectionSettings
 @click.pass_obj
 def demo(settings: ConnectionSettings, items: int, sessions: int, seed: int, out: Path | None) -> None:
     """Generate a catalog and click logs, train, ingest, and show BM25 vs hybrid vs hybrid + re-rank."""
-    from dsr.demo import run_demo
+    from dsr.jobs.demo import run_demo
 
     run_demo(out or Path(settings.data_dir) / "demo", n_items=items, n_sessions=sessions, seed=seed,
              echo=click.echo)

@@ -45,6 +45,7 @@ def augment_command(ctx: click.Context, teacher_dir: Path, catalog: Path, out: P
                     batch_size: int, device: str | None, progress: bool) -> None:
     """Score train queries x BM25 / DSR candidates with the teacher (batched, resumable)."""
     from dsr.errors import UsageError
+    from dsr.jobs.distill import read_catalog_map, read_graded, read_queries
     from dsr.reranker.distill import (
         AugmentConfig,
         BackendCandidates,
@@ -53,7 +54,6 @@ def augment_command(ctx: click.Context, teacher_dir: Path, catalog: Path, out: P
         augment,
         queries_from_titles,
     )
-    from dsr.reranker.distill.jobs import read_catalog_map, read_graded, read_queries
 
     if queries_file is None and judgments is None and not title_queries:
         raise UsageError("give --queries, --judgments and/or --title-queries: the queries to augment")
@@ -70,11 +70,11 @@ def augment_command(ctx: click.Context, teacher_dir: Path, catalog: Path, out: P
         queries += written
     sources = []
     if index_name:
-        from dsr.plugin.backends.factory import connect
+        from dsr.backends.factory import connect
 
         sources.append(BackendCandidates(connect(ctx.obj), index_name))
     if dsr_model is not None and sidecar is not None:
-        from dsr.ingest.encoding import resolve_encoder
+        from dsr.encoders.resolve import resolve_encoder
         from dsr.sidecar import open_vector_index
 
         sources.append(NeighbourCandidates(resolve_encoder(dsr_model, device=device), open_vector_index(sidecar)))
@@ -111,6 +111,7 @@ def train_command(scored: Path, catalog: Path, out: Path, validation: Path | Non
                   progress: bool) -> None:
     """Train the Siamese student to match the teacher's margins (margin-MSE)."""
     from dsr.errors import UsageError
+    from dsr.jobs.distill import read_catalog_map, read_graded
     from dsr.reranker.distill import (
         StudentTrainConfig,
         hold_out_validation,
@@ -118,7 +119,6 @@ def train_command(scored: Path, catalog: Path, out: Path, validation: Path | Non
         read_scored,
         train_student,
     )
-    from dsr.reranker.distill.jobs import read_catalog_map, read_graded
     from dsr.reranker.features import FeatureConfig, FeatureExtractor
 
     try:

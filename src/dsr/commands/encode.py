@@ -19,7 +19,7 @@ import click
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def encode(model_dir: Path, catalog: Path, out: Path, batch_size: int, device: str | None, progress: bool) -> None:
     """Write the item-tower embeddings of every catalog item."""
-    from dsr.encoders.retrieval_job import encode_catalog
+    from dsr.jobs.train_retrieval import encode_catalog
 
     n = encode_catalog(model_dir, catalog, out, batch_size=batch_size, device=device, progress=progress)
     click.echo(f"wrote {n} item embeddings to {out}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dsr.plugin.engines import (
+from dsr.engines import (
     DISTRIBUTIONS,
     FLAVORS,
     clear_state,

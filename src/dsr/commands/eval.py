@@ -100,9 +100,9 @@ def eval_command(
     """Evaluate retrieval pipelines on judged queries: NDCG@10, recall@100, MRR@10, paired tests, charts."""
     from dsr.errors import UsageError
     from dsr.eval.loaders import load_dataset, load_generic
-    from dsr.eval.pipelines import parse_pipelines
-    from dsr.eval.report import markdown_table, write_report
-    from dsr.eval.runner import QUICK_QUERIES, evaluate_dataset
+    from dsr.jobs.evaluate.pipelines import parse_pipelines
+    from dsr.jobs.evaluate.report import markdown_table, write_report
+    from dsr.jobs.evaluate.runner import QUICK_QUERIES, evaluate_dataset
     from dsr.settings import ConnectionSettings
 
     settings = (settings or ConnectionSettings()).with_engine(engine_url)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from dsr.ingest.encoding import MODEL_HELP
+from dsr.encoders.resolve import MODEL_HELP
 
 
 @click.command()
@@ -46,11 +46,11 @@ def ingest(ctx: click.Context, catalog: Path | None, index_name: str, engine_url
     Re-running the same command after a crash resumes from the checkpoint. Rows with `"_deleted": true`
     are deleted. Exit status: 0 all written, 4 some rows rejected, 5 stopped past --max-rejects.
     """
+    from dsr.backends import connect
+    from dsr.encoders.resolve import resolve_encoder
     from dsr.errors import UsageError
     from dsr.ingest import IngestOptions, read_delete_file
     from dsr.ingest import ingest as run_ingest
-    from dsr.ingest.encoding import resolve_encoder
-    from dsr.plugin.backends import connect
     from dsr.sidecar import default_sidecar_dir
 
     if catalog is None and delete_file is None:

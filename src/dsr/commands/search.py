@@ -25,7 +25,7 @@ from dsr.settings import ConnectionSettings
 @click.pass_obj
 def search(conn: ConnectionSettings, query: str, **opts: Any) -> None:
     """Run QUERY through term match + DSR neighbours + fusion + re-ranking and print the hits."""
-    from dsr.plugin.server.components import build_searcher
+    from dsr.server.components import build_searcher
 
     settings = build_settings(conn, **opts)
     filters = _parse_filters(opts["filters"])

@@ -41,9 +41,9 @@ def searcher_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def build_settings(conn: ConnectionSettings, **opts: Any) -> Any:
-    from dsr.plugin.fusion import FusionConfig
-    from dsr.plugin.server.dsr_request import Limits
-    from dsr.plugin.server.settings import ServeSettings
+    from dsr.search.fusion import FusionConfig
+    from dsr.server.dsr_request import Limits
+    from dsr.server.settings import ServeSettings
 
     extra = {k: opts[k] for k in ("host", "port") if k in opts}
     if "max_body_mb" in opts:
@@ -73,7 +73,7 @@ def serve(conn: ConnectionSettings, **opts: Any) -> None:
     """
     import uvicorn
 
-    from dsr.plugin.server import create_app
+    from dsr.server import create_app
 
     settings = build_settings(conn, **opts)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

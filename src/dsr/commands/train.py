@@ -66,8 +66,8 @@ def retrieval(catalog: Path, logs: tuple[Path, ...], judgments: Path | None, out
               threads: int, progress: bool) -> None:
     """Train the DSR query and item towers from search logs (and judgments)."""
     from dsr.encoders.backbone_tuning import BackboneTuneConfig
-    from dsr.encoders.retrieval_job import RetrievalJob, parse_csv_option, parse_hidden, run_retrieval_job
     from dsr.encoders.trainer import TrainConfig
+    from dsr.jobs.train_retrieval import RetrievalJob, parse_csv_option, parse_hidden, run_retrieval_job
     from dsr.logs.triples import TripleConfig
 
     kinds = parse_csv_option(negatives)

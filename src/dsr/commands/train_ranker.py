@@ -56,7 +56,7 @@ def ranker(settings, logs: tuple[Path, ...], judgments: Path | None, unjudged_gr
            threads: int, progress: bool) -> None:
     """Train the Siamese pairwise re-ranker (DPR) from search sessions and/or graded judgments."""
     from dsr.errors import UsageError
-    from dsr.reranker.job import RankerJob, run_ranker_job
+    from dsr.jobs.train_ranker import RankerJob, run_ranker_job
     from dsr.reranker.pairs import PositionBias
     from dsr.reranker.trainer import SiameseTrainConfig
 

@@ -33,8 +33,8 @@ def teacher(judgments: Path, catalog: Path, out: Path, classes: int | None, nega
             max_length: int, max_pairs: int, epochs: int, batch_size: int, lr: float, freeze_layers: int,
             device: str | None, seed: int, progress: bool) -> None:
     """Fine-tune a cross-encoder teacher (query and item in one input) on graded judgments."""
+    from dsr.jobs.distill import read_catalog_map, read_graded, teacher_examples
     from dsr.reranker.distill import GradeScale, TeacherTrainConfig, train_teacher
-    from dsr.reranker.distill.jobs import read_catalog_map, read_graded, teacher_examples
 
     def log(msg: str) -> None:
         click.echo(msg, err=True)

@@ -24,9 +24,9 @@ EXIT_DRIFT = 4
 def verify(ctx: click.Context, index_name: str, engine_url: str | None, sidecar: Path | None, repair: bool,
            model: str | None, as_json: bool) -> None:
     """Report drift between the cluster and the sidecar. Exit status 0 when clean (or repaired), 4 on drift."""
+    from dsr.backends import connect
+    from dsr.encoders.resolve import resolve_encoder
     from dsr.ingest import verify as run_verify
-    from dsr.ingest.encoding import resolve_encoder
-    from dsr.plugin.backends import connect
     from dsr.sidecar import default_sidecar_dir
 
     settings = ctx.obj.with_engine(engine_url)

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dsr.catalog import Item, item_text
+from dsr.device import resolve_device
 from dsr.encoders.base import UserContext, l2_normalise
-from dsr.encoders.device import resolve_device
 from dsr.encoders.hashing import HashingEncoder
 from dsr.errors import DsrError
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dsr.encoders.device import resolve_device
+from dsr.device import resolve_device
 from dsr.errors import InputError
 from dsr.finetune import clipped_step, warmup_decay
 from dsr.logs.triples import Triple

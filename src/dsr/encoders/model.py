@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from dsr.catalog import Item
+from dsr.device import resolve_device
 from dsr.encoders.base import UserContext
-from dsr.encoders.device import resolve_device
 from dsr.encoders.features import FeatureConfig, Featurizer, fit_numeric
 from dsr.encoders.towers import ItemTower, QueryTower
 from dsr.errors import ModelFormatError

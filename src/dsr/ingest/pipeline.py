@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from dsr.backends.base import EMBEDDING_FIELD, IndexSpec, SearchBackend
+from dsr.catalog.readers import SourceRow, detect_format, progress_total, read_catalog
+from dsr.catalog.validate import Limits, check_id, validate_row
 from dsr.encoders.base import Encoder
 from dsr.errors import UsageError
 from dsr.ingest.checkpoint import Checkpoint, RejectsFile, fingerprint
-from dsr.ingest.readers import SourceRow, detect_format, progress_total, read_catalog
-from dsr.ingest.validate import Limits, check_id, validate_row
 from dsr.ingest.writer import ClusterWriter, RetryPolicy
-from dsr.plugin.backends.base import EMBEDDING_FIELD, IndexSpec, SearchBackend
 from dsr.reranker.features import FeatureConfig
 from dsr.sidecar.store import SidecarStore
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from dsr.backends.base import SearchBackend
 from dsr.encoders.base import Encoder
 from dsr.errors import UsageError
-from dsr.plugin.backends.base import SearchBackend
 from dsr.reranker.features import FeatureConfig
 from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.items import ItemRecords

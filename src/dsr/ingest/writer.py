@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dsr.backends.base import BulkFailure, BulkResult, SearchBackend
 from dsr.errors import EngineUnavailable
-from dsr.plugin.backends.base import BulkFailure, BulkResult, SearchBackend
 
 log = logging.getLogger(__name__)
 

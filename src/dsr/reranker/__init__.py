@@ -3,7 +3,7 @@
 from dsr.reranker.base import Candidate, Reranker
 from dsr.reranker.features import NUMERIC_FEATURES, FeatureConfig, FeatureExtractor
 from dsr.reranker.groups import RankGroup, click_histories, groups_from_judgments, groups_from_sessions
-from dsr.reranker.job import RankerJob, load_reranker, run_ranker_job
+from dsr.reranker.load import load_reranker
 from dsr.reranker.loss import PairwiseBCELoss
 from dsr.reranker.pairs import PairReport, PositionBias, build_pairs
 from dsr.reranker.siamese import SiameseRanker
@@ -12,7 +12,7 @@ from dsr.reranker.xgb import XGBoostRanker, train_xgboost
 
 __all__ = [
     "NUMERIC_FEATURES", "Candidate", "FeatureConfig", "FeatureExtractor", "PairReport", "PairwiseBCELoss",
-    "PositionBias", "RankGroup", "RankerJob", "Reranker", "SiameseRanker", "SiameseTrainConfig",
+    "PositionBias", "RankGroup", "Reranker", "SiameseRanker", "SiameseTrainConfig",
     "XGBoostRanker", "build_pairs", "click_histories", "groups_from_judgments", "groups_from_sessions",
-    "load_reranker", "run_ranker_job", "split_by_group", "train_siamese", "train_xgboost",
+    "load_reranker", "split_by_group", "train_siamese", "train_xgboost",
 ]

@@ -11,8 +11,8 @@ import pytest
 from dsr.errors import UsageError
 from dsr.eval.dataset import EvalDataset, Split, datasets_root
 from dsr.eval.loaders import load_crowdflower
-from dsr.eval.report import write_report
-from dsr.eval.runner import evaluate_dataset
+from dsr.jobs.evaluate.report import write_report
+from dsr.jobs.evaluate.runner import evaluate_dataset
 from dsr.settings import ConnectionSettings
 
 pytestmark = pytest.mark.integration

@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from dsr.backends import connect
 from dsr.cli import cli
 from dsr.encoders.hashing import HashingEncoder
 from dsr.errors import EngineUnavailable
 from dsr.ingest.writer import ClusterWriter, RetryPolicy
 from dsr.logs.synthetic import make_world
-from dsr.plugin.backends import connect
 from dsr.settings import ConnectionSettings
 from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.items import ItemRecords, records_path

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dsr.backends.base import IndexSpec
+from dsr.backends.embedded import EmbeddedBackend
 from dsr.encoders.model import TwoTowerModel
 from dsr.encoders.trainer import TrainConfig, train_two_tower
 from dsr.logs.synthetic import make_world, simulate_sessions
 from dsr.logs.triples import TripleConfig, build_triples
-from dsr.plugin.backends.base import IndexSpec
-from dsr.plugin.backends.embedded import EmbeddedBackend
 
 pytestmark = pytest.mark.unit
 

@@ -50,7 +50,7 @@ class BackendCandidates:
 
     name = "bm25"
 
-    def __init__(self, backend, index: str) -> None:  # backend: dsr.plugin.backends.base.SearchBackend
+    def __init__(self, backend, index: str) -> None:  # backend: dsr.backends.base.SearchBackend
         self.backend = backend
         self.index = index
 

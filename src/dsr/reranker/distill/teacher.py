@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from dsr.catalog import item_text
-from dsr.encoders.device import resolve_device
+from dsr.device import resolve_device
 from dsr.errors import ModelFormatError, UsageError
 from dsr.modelio import load_state_into, load_weights, read_config, save_model_dir
 from dsr.reranker.base import Candidate

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from dsr.backends.base import IndexSpec
+from dsr.backends.embedded import EmbeddedBackend
 from dsr.cli import cli
-from dsr.plugin.backends.base import IndexSpec
-from dsr.plugin.backends.embedded import EmbeddedBackend
 from dsr.reranker.base import Candidate
 from dsr.reranker.distill import CrossEncoderTeacher, read_scored
 from dsr.reranker.siamese import SiameseRanker

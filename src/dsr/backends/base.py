@@ -1,0 +1,116 @@
+"""The `SearchBackend` protocol: the only way the rest of dsr talks to a search engine.
+
+Elasticsearch, OpenSearch and the embedded (tantivy) index each implement it; engine client types
+and exceptions never leak past it. Filters use one small language for every backend (see
+`dsr.backends.filters`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from dsr.catalog import EMBEDDING_FIELD
+
+Filters = Mapping[str, Any]
+"""`{"brand": "acme"}` (term), `{"brand": ["a", "b"]}` (any of), `{"price": {"gte": 1, "lt": 9}}` (range)."""
+
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result. `score` is the engine's own score for the stage that produced it."""
+
+    id: str
+    score: float
+    source: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """What an index must hold: the text/keyword/numeric fields of a catalog and an embedding."""
+
+    name: str
+    dims: int | None = None
+    similarity: str = "dot_product"  # embeddings are L2-normalised, so dot product == cosine
+    embedding_field: str = EMBEDDING_FIELD
+
+
+@dataclass(frozen=True)
+class BulkFailure:
+    id: str
+    status: int
+    reason: str
+
+
+@dataclass
+class BulkResult:
+    """Outcome of a bulk write: what succeeded and, per document, what failed and why."""
+
+    succeeded: list[str] = field(default_factory=list)
+    failed: list[BulkFailure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@runtime_checkable
+class SearchBackend(Protocol):
+    flavor: str  # "elasticsearch", "opensearch" or "embedded"
+    url: str
+
+    def ensure_index(self, spec: IndexSpec) -> bool:
+        """Create the index if missing; True when it was created."""
+        ...
+
+    def delete_index(self, index: str) -> None: ...
+
+    def index_exists(self, index: str) -> bool: ...
+
+    def bulk_upsert(self, index: str, docs: Iterable[Mapping[str, Any]]) -> BulkResult:
+        """Index (create or replace) each document by its `id` field."""
+        ...
+
+    def delete(self, index: str, ids: Sequence[str]) -> BulkResult: ...
+
+    def term_search(
+        self,
+        index: str,
+        text: str,
+        *,
+        size: int = 10,
+        filters: Filters | None = None,
+        query: Mapping[str, Any] | None = None,
+    ) -> list[Hit]:
+        """BM25 over the catalog's text fields; `query` replaces the default query (engine DSL)."""
+        ...
+
+    def knn_search(
+        self,
+        index: str,
+        vector: np.ndarray,
+        *,
+        k: int = 10,
+        num_candidates: int | None = None,
+        filters: Filters | None = None,
+    ) -> list[Hit]:
+        """The engine's own nearest-neighbour search on the embedding field."""
+        ...
+
+    def mget(self, index: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Sources of the ids that exist (missing ids are absent from the result)."""
+        ...
+
+    def count(self, index: str) -> int: ...
+
+    def refresh(self, index: str) -> None: ...
+
+    def iter_ids(self, index: str) -> Iterator[str]:
+        """Every document id in the index (for drift checks)."""
+        ...
+
+    def close(self) -> None: ...

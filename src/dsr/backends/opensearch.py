@@ -1,0 +1,70 @@
+"""OpenSearch dialect: `knn_vector` (k-NN plugin, Lucene HNSW) and the `knn` query clause."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import opensearchpy
+from opensearchpy import helpers
+
+from dsr.backends.base import IndexSpec
+from dsr.backends.cluster import ClusterBackend
+from dsr.errors import EngineAuthError, EngineError, EngineUnavailable, IndexNotFound
+from dsr.settings import ConnectionSettings
+
+SPACE_TYPES = {"dot_product": "innerproduct", "cosine": "cosinesimil", "l2_norm": "l2"}
+
+
+class OpenSearchBackend(ClusterBackend):
+    flavor = "opensearch"
+
+    @classmethod
+    def connect(cls, settings: ConnectionSettings) -> OpenSearchBackend:
+        assert settings.engine_url
+        kwargs: dict[str, Any] = {"timeout": 30, "retry_on_timeout": True, "max_retries": 3,
+                                  "verify_certs": settings.verify_certs, "ssl_show_warn": settings.verify_certs}
+        if settings.username:
+            kwargs["http_auth"] = (settings.username, settings.password or "")
+        if settings.api_key:
+            kwargs["headers"] = {"Authorization": f"ApiKey {settings.api_key}"}
+        if settings.ca_cert:
+            kwargs["ca_certs"] = settings.ca_cert
+        return cls(opensearchpy.OpenSearch([settings.engine_url], **kwargs), settings.engine_url, helpers)
+
+    def _vector_mapping(self, spec: IndexSpec) -> dict[str, Any]:
+        return {"type": "knn_vector", "dimension": spec.dims, "method": {
+            "name": "hnsw", "engine": "lucene", "space_type": SPACE_TYPES.get(spec.similarity, spec.similarity),
+            "parameters": {"m": 16, "ef_construction": 100}}}
+
+    def _index_settings(self, spec: IndexSpec) -> dict[str, Any]:
+        settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
+        if spec.dims:
+            settings["index.knn"] = True
+        return settings
+
+    def _knn_body(self, field: str, vector: list[float], k: int, num_candidates: int,
+                  clauses: list[dict[str, Any]]) -> dict[str, Any]:
+        clause: dict[str, Any] = {"vector": vector, "k": max(k, num_candidates // 10)}
+        if clauses:
+            clause["filter"] = {"bool": {"filter": clauses}}
+        return {"size": k, "query": {"knn": {field: clause}}}
+
+    def _similarity(self, score: float) -> float:
+        # Lucene's maximum-inner-product scaling: dot >= 0 -> dot + 1, dot < 0 -> 1 / (1 - dot)
+        return score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score if score > 0 else -1.0
+
+    @contextmanager
+    def _translated_errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except opensearchpy.NotFoundError as e:
+            raise IndexNotFound(f"{self.url}: {what}: not found ({e.error})") from None
+        except (opensearchpy.AuthenticationException, opensearchpy.AuthorizationException) as e:
+            raise EngineAuthError(
+                f"{self.url}: {what}: the cluster refused the credentials ({e.status_code})") from None
+        except opensearchpy.ConnectionError as e:
+            raise EngineUnavailable(f"{self.url}: {what}: cannot reach the cluster ({e.error})") from None
+        except opensearchpy.TransportError as e:
+            raise EngineError(f"{self.url}: {what}: {e.status_code} {e.error}: {e.info}") from None

@@ -1,0 +1,1 @@
+"""`dsr eval`: the pipelines it compares, one evaluation run over them, and its report."""

@@ -1,0 +1,126 @@
+"""`dsr train ranker` as a library call: logs + catalog -> Siamese ranker and XGBoost baseline.
+
+The output directory holds `siamese/` and `xgboost/` (each a dsr model directory) and
+`training_summary.json` (pair report, validation figures, epochs). Validation is a split by
+session, so no session contributes pairs to both sides.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsr.catalog import Item
+from dsr.errors import InputError
+from dsr.reranker.features import FeatureConfig, FeatureExtractor
+from dsr.reranker.groups import click_histories, groups_from_sessions
+from dsr.reranker.load import SIAMESE_DIR, XGBOOST_DIR
+from dsr.reranker.pairs import PairReport, PositionBias, build_pairs
+from dsr.reranker.trainer import SiameseTrainConfig, split_by_group, train_siamese
+from dsr.reranker.xgb import train_xgboost
+
+SUMMARY_FILE = "training_summary.json"
+
+
+@dataclass(frozen=True)
+class RankerJob:
+    catalog: Path
+    out: Path
+    logs: Sequence[Path] = ()
+    log_format: str = "auto"
+    applications: Sequence[str] | None = None
+    max_errors: int | None = 100
+    validation_share: float = 0.1
+    bias: PositionBias = field(default_factory=PositionBias)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    train: SiameseTrainConfig = field(default_factory=SiameseTrainConfig)
+    xgboost: bool = True
+    judgments: Path | None = None  # graded query-item judgments (query, item_id, grade tsv)
+    model: Path | None = None  # the DSR model whose first stage produces the judged queries' candidates
+    cache_dir: Path | None = None  # item vectors of `model`, shared with `dsr eval`
+    unjudged_grade: float | None = None  # label of unjudged candidates (default: the lowest grade)
+
+
+@dataclass
+class RankerReport:
+    catalog_items: int = 0
+    catalog_rejected: int = 0
+    log_summary: str = ""
+    log_problems: list[str] = field(default_factory=list)
+    pairs: PairReport | None = None
+    train_sessions: int = 0
+    validation_sessions: int = 0
+    siamese: dict[str, Any] = field(default_factory=dict)
+    xgboost: dict[str, Any] = field(default_factory=dict)
+
+
+def run_ranker_job(job: RankerJob, log: Callable[[str], None] | None = None) -> RankerReport:
+    from dsr.catalog import read_catalog_items
+    from dsr.logs.load import load_logs
+
+    say = log or (lambda _m: None)
+    if not job.logs and job.judgments is None:
+        raise InputError("no training data: give --logs and/or --judgments")
+    report = RankerReport()
+    items, report.catalog_rejected = read_catalog_items(job.catalog)
+    catalog: dict[str, Item] = {str(i["id"]): i for i in items}
+    report.catalog_items = len(catalog)
+    say(f"catalog: {len(catalog)} items, {report.catalog_rejected} rows rejected")
+    groups = []
+    report.pairs = PairReport()
+    if job.logs:
+        # unknown ids are kept by the loader so that pair building can count and report them
+        sessions, load_report = load_logs(list(job.logs), fmt=job.log_format, applications=job.applications,
+                                          max_errors=job.max_errors)
+        report.log_summary = load_report.summary()
+        report.log_problems = [f"line {p.line}: {p.reason}" for p in load_report.problems]
+        say(f"logs: {report.log_summary}")
+        session_pairs, report.pairs = build_pairs(sessions, known_ids=catalog, bias=job.bias)
+        say(f"pairs: {report.pairs.summary()}")
+        if not session_pairs and job.judgments is None:
+            raise InputError("no training pairs: no session has both a preferred and a non-preferred shown item")
+        groups += groups_from_sessions(session_pairs, catalog,
+                                       histories=click_histories(sessions, depth=job.features.click_depth))
+    if job.judgments is not None:
+        from dsr.jobs.judged_candidates import judged_groups
+        from dsr.logs.judged import read_graded
+
+        graded, judged_report = read_graded(job.judgments, known_items=catalog, max_errors=job.max_errors)
+        report.log_problems += [f"{job.judgments} line {p.line}: {p.reason}" for p in judged_report.problems]
+        say(f"judgments: {judged_report.summary()}")
+        judged, _skipped = judged_groups(graded, catalog, model_dir=job.model, cache_dir=job.cache_dir,
+                                         progress=job.train.progress, log=say, seed=job.train.seed,
+                                         unjudged_grade=job.unjudged_grade)
+        report.pairs.pairs += sum(len(g.pairs) for g in judged)
+        groups += judged
+        if not groups:
+            raise InputError("no training pairs: no judged query has candidates of different grades")
+    train, val = split_by_group(groups, job.validation_share, seed=job.train.seed)
+    if not train:
+        raise InputError("every session landed in the validation split; lower --validation-share")
+    report.train_sessions, report.validation_sessions = len(train), len(val)
+    say(f"split by session: {len(train)} train, {len(val)} validation")
+    extractor = FeatureExtractor(job.features, catalog)
+    siamese, summary = train_siamese(train, val, extractor, job.train)
+    report.siamese = summary.to_dict()
+    siamese.save(job.out / SIAMESE_DIR, extra={"trained_on": {"sessions": len(train), "pairs": report.pairs.pairs}})
+    say(f"siamese: best epoch {summary.best_epoch} of {summary.epochs_run}, validation {summary.best_val}")
+    if job.xgboost:
+        xgb_ranker, report.xgboost = train_xgboost(train, val, extractor, seed=job.train.seed,
+                                                   threads=job.train.threads)
+        xgb_ranker.save(job.out / XGBOOST_DIR)
+        say(f"xgboost: {report.xgboost}")
+    summary_doc = {
+        "catalog_items": report.catalog_items, "catalog_rejected": report.catalog_rejected,
+        "logs": report.log_summary, "log_problems": report.log_problems[:100],
+        "pairs": report.pairs.to_dict(), "position_bias": {"eta": job.bias.eta, "max_weight": job.bias.max_weight},
+        "train_sessions": report.train_sessions, "validation_sessions": report.validation_sessions,
+        "siamese": report.siamese, "xgboost": report.xgboost,
+    }
+    (job.out / SUMMARY_FILE).write_text(json.dumps(summary_doc, indent=2, sort_keys=True) + "\n")
+    return report
+
+

@@ -1,0 +1,166 @@
+"""`dsr train retrieval` as a library call: read a catalog and search logs (and optionally human
+judgments), build triples, train the towers with a held-out validation share of queries, save."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsr.catalog import item_text, read_catalog_items
+from dsr.encoders.backbone_tuning import BackboneTuneConfig, BackboneTuneResult, tune_backbone
+from dsr.encoders.model import TwoTowerModel
+from dsr.encoders.trainer import TrainConfig, TrainResult, train_two_tower
+from dsr.errors import InputError
+from dsr.logs.judged import judged_triples, read_graded
+from dsr.logs.load import load_logs
+from dsr.logs.records import LoadReport, Session
+from dsr.logs.triples import Triple, TripleConfig, build_triples, positive_weights
+
+
+@dataclass(frozen=True)
+class RetrievalJob:
+    catalog: Path
+    out: Path
+    logs: tuple[Path, ...] = ()
+    judgments: Path | None = None
+    log_format: str = "auto"
+    applications: tuple[str, ...] | None = None
+    max_errors: int | None = 100
+    negatives: tuple[str, ...] = ("hard", "random")
+    backbone: str | None = None
+    personalise: bool = False
+    dim: int | None = None
+    hidden: tuple[int, ...] = (256, 128)
+    text_buckets: int = 1 << 16
+    validation_share: float = 0.1
+    device: str | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tune_backbone: BackboneTuneConfig | None = None  # fine-tune the backbone itself first (needs a backbone)
+
+
+@dataclass
+class JobReport:
+    catalog_items: int = 0
+    catalog_rejected: int = 0
+    logs: LoadReport | None = None
+    judgments: LoadReport | None = None
+    triples: int = 0
+    validation_queries: int = 0
+    result: TrainResult | None = None
+    backbone: BackboneTuneResult | None = None
+
+
+
+
+def _is_validation(query: str, share: float) -> bool:
+    return int(hashlib.sha1(query.lower().encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
+
+
+def run_retrieval_job(job: RetrievalJob, log: Callable[[str], None] | None = None) -> tuple[TwoTowerModel, JobReport]:
+    say = log or (lambda _m: None)
+    if job.tune_backbone is not None and job.backbone is None:
+        raise InputError("tuning the backbone needs a backbone (--backbone minilm)")
+    report = JobReport()
+    catalog, report.catalog_rejected = read_catalog_items(job.catalog)
+    report.catalog_items = len(catalog)
+    ids = [it["id"] for it in catalog]
+    known = set(ids)
+    sessions: list[Session] = []
+    if job.logs:
+        sessions, report.logs = load_logs(list(job.logs), fmt=job.log_format, known_items=known,
+                                          applications=set(job.applications) if job.applications else None,
+                                          max_errors=job.max_errors)
+        say(f"logs: {report.logs.summary()}")
+    graded: dict[str, dict[str, float]] = {}
+    if job.judgments:
+        graded, report.judgments = read_graded(job.judgments, known_items=known, max_errors=job.max_errors)
+        say(f"judgments: {report.judgments.summary()}")
+    if not sessions and not graded:
+        raise InputError("no training data: give --logs and/or --judgments")
+    val_q = {s.query for s in sessions} | set(graded)
+    val_q = {q for q in val_q if _is_validation(q, job.validation_share)}
+    validation: dict[str, dict[str, int]] = {}
+    for s in sessions:
+        if s.query in val_q:
+            for item in positive_weights(s, TripleConfig()):
+                validation.setdefault(s.query, {})[item] = 1
+    for q, grades in graded.items():
+        if q in val_q:
+            for item, g in grades.items():
+                if g >= 2.5:
+                    validation.setdefault(q, {})[item] = 1
+    train_sessions = [s for s in sessions if s.query not in validation]
+    triples: list[Triple] = []
+    if train_sessions and any(s.clicks or s.orders or s.add_to_carts for s in train_sessions):
+        triples += build_triples(train_sessions, ids, TripleConfig(negatives=job.negatives, seed=job.train.seed))
+    elif sessions:
+        say("the logs hold no clicks, carts or orders outside the validation queries")
+    train_graded = {q: g for q, g in graded.items() if q not in validation}
+    if train_graded:
+        triples += judged_triples(train_graded, ids, seed=job.train.seed)
+    if not triples:
+        raise InputError("no training triples: the logs hold no clicks/orders and no judgment is well graded")
+    report.triples, report.validation_queries = len(triples), len(validation)
+    say(f"{len(triples)} training triples, {len(validation)} validation queries")
+    tuned = None
+    if job.tune_backbone is not None:
+        say(f"tuning the {job.backbone} backbone on {len(triples)} triples")
+        tuned, report.backbone = tune_backbone(triples, {str(it["id"]): item_text(it) for it in catalog},
+                                               job.tune_backbone, device=job.device, log=say)
+    model = TwoTowerModel.build(catalog, backbone=job.backbone, use_user=job.personalise, dim=job.dim,
+                                hidden=job.hidden, device=job.device, text_buckets=job.text_buckets,
+                                backbone_tuned=tuned is not None)
+    if tuned is not None:
+        model.attach_tuned_backbone(tuned)
+    report.result = train_two_tower(model, triples, catalog, job.train, validation=validation or None,
+                                    checkpoint_dir=job.out.with_name(f"{job.out.name}.checkpoints"), log=say)
+    info: dict[str, Any] = {
+        "catalog": str(job.catalog), "logs": [str(p) for p in job.logs],
+        "judgments": str(job.judgments) if job.judgments else None, "triples": len(triples),
+        "best_epoch": report.result.best_epoch,
+        "val_recall": [e.val_recall for e in report.result.epochs],
+        "train": {k: v for k, v in vars(job.train).items()},
+    }
+    if report.backbone is not None and job.tune_backbone is not None:
+        info["backbone_tuning"] = {**vars(job.tune_backbone), "steps": report.backbone.steps,
+                                   "seconds": round(report.backbone.seconds, 1),
+                                   "loss": [round(report.backbone.first_loss, 4), round(report.backbone.last_loss, 4)]}
+    model.save(job.out, info=info)
+    return model, report
+
+
+def encode_catalog(model_dir: Path, catalog: Path, out: Path, *, batch_size: int = 4096,
+                   device: str | None = None, progress: bool = True) -> int:
+    """Write `{out}.npy`-style item embeddings: `out` (a .npy file) plus `out` with `.ids.json`."""
+    import json
+
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    model = TwoTowerModel.load(model_dir, device=device)
+    items, _ = read_catalog_items(catalog)
+    parts = []
+    for s in tqdm(range(0, len(items), batch_size), desc="encoding items", unit="batch", disable=not progress):
+        parts.append(model.encode_items(items[s : s + batch_size]))
+    vecs = np.concatenate(parts) if parts else np.zeros((0, model.dim), np.float32)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, vecs)
+    out.with_suffix(".ids.json").write_text(json.dumps([it["id"] for it in items]), encoding="utf-8")
+    return len(items)
+
+
+def parse_csv_option(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def parse_hidden(value: str) -> Sequence[int]:
+    try:
+        out = tuple(int(v) for v in parse_csv_option(value))
+    except ValueError:
+        raise InputError(f"--hidden must be comma-separated layer sizes, got {value!r}") from None
+    if not out or min(out) < 1:
+        raise InputError(f"--hidden must be comma-separated positive layer sizes, got {value!r}")
+    return out

@@ -1,6 +1,0 @@
-"""The Elasticsearch-compatible HTTP front of dsr: pass-through proxy plus the `ext.dsr` hybrid search."""
-
-from dsr.plugin.server.app import create_app
-from dsr.plugin.server.settings import ServeSettings
-
-__all__ = ["ServeSettings", "create_app"]

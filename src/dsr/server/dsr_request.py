@@ -1,0 +1,237 @@
+"""Parsing and validation of a search request that carries `ext.dsr`.
+
+The request is the normal search body plus an `ext.dsr` object:
+
+    {"query": {...}, "size": 10, "from": 0, "_source": [...], "explain": true,
+     "ext": {"dsr": {"text": "red sneakers", "k": 100, "term_k": 100, "fusion": "rrf", "rrf_k": 60,
+                     "normalization": "min_max", "weights": {"term": 1, "vector": 1},
+                     "rerank": true, "rerank_top": 100, "user": {...}, "filters": {...}}}}
+
+Everything is checked before any work is done, and every problem is a 400 whose reason names the
+key: unknown keys, wrong types, depths above the configured maximum, and `from + size` beyond the
+candidate pool (`term_k + k`). A body key dsr cannot honour (aggregations, sort, ...) is refused
+rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsr.search.fusion import FusionConfig, FusionMode, Normalization
+from dsr.search.hybrid import TERM, VECTOR
+from dsr.server.errors import RequestError
+
+BODY_KEYS = {"query", "size", "from", "_source", "explain", "ext", "track_total_hits", "timeout"}
+URL_PARAMS = {"size", "from", "explain", "_source", "_source_includes", "_source_excludes",
+              "rest_total_hits_as_int", "pretty", "human", "error_trace", "typed_keys",
+              "track_total_hits", "timeout", "ignore_unavailable", "allow_no_indices",
+              "expand_wildcards", "request_cache", "ccs_minimize_roundtrips"}
+DSR_KEYS = {"text", "k", "term_k", "fusion", "rrf_k", "normalization", "weights", "rerank",
+            "rerank_top", "user", "filters"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Server-side bounds on what one request may ask for."""
+
+    max_k: int = 1000
+    default_k: int = 100
+    default_rerank_top: int = 100
+    max_size: int = 1000
+
+
+@dataclass(frozen=True)
+class SourceFilter:
+    enabled: bool = True
+    includes: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DsrRequest:
+    text: str
+    k: int
+    term_k: int
+    fusion: FusionConfig
+    rerank: bool
+    rerank_top: int
+    size: int = 10
+    from_: int = 0
+    explain: bool = False
+    user: Mapping[str, Any] | None = None
+    filters: Mapping[str, Any] | None = None
+    term_query: Mapping[str, Any] | None = None
+    source: SourceFilter = field(default_factory=SourceFilter)
+    total_as_int: bool = False
+    pretty: bool = False
+
+
+def has_dsr_ext(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("ext"), dict) and "dsr" in body["ext"]
+
+
+def _int(where: str, value: Any, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        else:
+            raise RequestError(f"[{where}] must be an integer, got {type(value).__name__} {value!r}")
+    if value < lo:
+        raise RequestError(f"[{where}] must be >= {lo}, got {value}")
+    if hi is not None and value > hi:
+        raise RequestError(f"[{where}] must be <= {hi} (the configured maximum), got {value}")
+    return value
+
+
+def _bool(where: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in ("true", "false", ""):
+        return value != "false"
+    raise RequestError(f"[{where}] must be a boolean, got {type(value).__name__} {value!r}")
+
+
+def _object(where: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RequestError(f"[{where}] must be an object, got {type(value).__name__}")
+    return value
+
+
+def _choice(where: str, value: Any, choices: list[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise RequestError(f"[{where}] must be one of {choices}, got {value!r}")
+    return value
+
+
+def _filters(value: Any) -> dict[str, Any]:
+    filters = _object("ext.dsr.filters", value)
+    for name, want in filters.items():
+        where = f"ext.dsr.filters.{name}"
+        if isinstance(want, dict):
+            bad = set(want) - {"gte", "gt", "lte", "lt"}
+            if bad or not want:
+                raise RequestError(f"[{where}] a range takes gte/gt/lte/lt, got {sorted(want)}")
+            for op, bound in want.items():
+                if isinstance(bound, bool) or not isinstance(bound, int | float | str):
+                    raise RequestError(f"[{where}.{op}] must be a number or a string")
+        elif isinstance(want, list):
+            if not want or not all(_scalar(v) for v in want):
+                raise RequestError(f"[{where}] a list must hold one or more strings/numbers/booleans")
+        elif not _scalar(want):
+            raise RequestError(f"[{where}] must be a string, number, boolean, list or range object")
+    return filters
+
+
+def _scalar(v: Any) -> bool:
+    return isinstance(v, str | int | float | bool) and not (isinstance(v, float) and not math.isfinite(v))
+
+
+def _patterns(where: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(p for p in value.split(",") if p) if "," in value else (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise RequestError(f"[{where}] must be a string or a list of strings")
+
+
+def _source_filter(body_value: Any, params: Mapping[str, str]) -> SourceFilter:
+    includes: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    enabled = True
+    if "_source" in params:
+        raw = params["_source"]
+        if raw in ("true", "false"):
+            enabled = raw == "true"
+        else:
+            includes = _patterns("_source", raw)
+    elif body_value is not None:
+        if isinstance(body_value, bool):
+            enabled = body_value
+        elif isinstance(body_value, str | list):
+            includes = _patterns("_source", body_value)
+        elif isinstance(body_value, dict):
+            unknown = set(body_value) - {"includes", "excludes", "include", "exclude"}
+            if unknown:
+                raise RequestError(f"[_source] unknown key(s) {sorted(unknown)}")
+            includes = _patterns("_source.includes",
+                                 body_value.get("includes", body_value.get("include", [])))
+            excludes = _patterns("_source.excludes",
+                                 body_value.get("excludes", body_value.get("exclude", [])))
+        else:
+            raise RequestError("[_source] must be a boolean, a string, a list or an object")
+    if "_source_includes" in params:
+        includes = _patterns("_source_includes", params["_source_includes"])
+    if "_source_excludes" in params:
+        excludes = _patterns("_source_excludes", params["_source_excludes"])
+    return SourceFilter(enabled, includes, excludes)
+
+
+def parse_dsr_request(body: Mapping[str, Any], params: Mapping[str, str], limits: Limits) -> DsrRequest:
+    """A validated `DsrRequest` from a search body with `ext.dsr` and the URL's query parameters."""
+    unknown_params = set(params) - URL_PARAMS
+    if unknown_params:
+        raise RequestError(f"request [_search] contains unrecognized parameter(s) {sorted(unknown_params)} "
+                           "for a search with ext.dsr")
+    unknown_body = set(body) - BODY_KEYS
+    if unknown_body:
+        raise RequestError(f"search body key(s) {sorted(unknown_body)} are not supported together with "
+                           f"ext.dsr (supported: {sorted(BODY_KEYS)})")
+    ext = _object("ext.dsr", body["ext"]["dsr"])
+    unknown = set(ext) - DSR_KEYS
+    if unknown:
+        raise RequestError(f"[ext.dsr] unknown key(s) {sorted(unknown)}; known keys: {sorted(DSR_KEYS)}")
+    if "text" not in ext:
+        raise RequestError("[ext.dsr.text] is required: the query text for the vector side and the ranker")
+    text = ext["text"]
+    if not isinstance(text, str) or not text.strip():
+        raise RequestError("[ext.dsr.text] must be a non-empty string")
+
+    k = _int("ext.dsr.k", ext.get("k", limits.default_k), 0, limits.max_k)
+    term_k = _int("ext.dsr.term_k", ext.get("term_k", limits.default_k), 0, limits.max_k)
+    if k + term_k == 0:
+        raise RequestError("[ext.dsr] k and term_k cannot both be 0")
+    mode = _choice("ext.dsr.fusion", ext.get("fusion", "rrf"), [m.value for m in FusionMode])
+    rrf_k = _int("ext.dsr.rrf_k", ext.get("rrf_k", 60), 1, 100_000)
+    norm = _choice("ext.dsr.normalization", ext.get("normalization", "min_max"),
+                   [n.value for n in Normalization])
+    weights: dict[str, float] = {}
+    if "weights" in ext:
+        raw = _object("ext.dsr.weights", ext["weights"])
+        bad = set(raw) - {TERM, VECTOR}
+        if bad:
+            raise RequestError(f"[ext.dsr.weights] unknown stage(s) {sorted(bad)}; stages: term, vector")
+        for stage, w in raw.items():
+            if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
+                raise RequestError(f"[ext.dsr.weights.{stage}] must be a number >= 0, got {w!r}")
+            weights[stage] = float(w)
+        if not any(weights.values()):
+            raise RequestError("[ext.dsr.weights] at least one weight must be > 0")
+    fusion = FusionConfig(FusionMode(mode), rrf_k, Normalization(norm), weights)
+    rerank = _bool("ext.dsr.rerank", ext.get("rerank", True))
+    rerank_top = _int("ext.dsr.rerank_top", ext.get("rerank_top", limits.default_rerank_top), 0,
+                      limits.max_k)
+    user = _object("ext.dsr.user", ext["user"]) if ext.get("user") is not None else None
+    filters = _filters(ext["filters"]) if ext.get("filters") is not None else None
+
+    size = _int("size", params.get("size", body.get("size", 10)), 0, limits.max_size)
+    from_ = _int("from", params.get("from", body.get("from", 0)), 0)
+    pool = k + term_k
+    if size + from_ > pool:
+        raise RequestError(f"[from] + [size] = {from_ + size} is beyond the candidate pool of "
+                           f"{pool} (ext.dsr.term_k + ext.dsr.k); raise k/term_k or page less deep")
+    explain = _bool("explain", params.get("explain", body.get("explain", False)))
+    term_query = body.get("query")
+    if term_query is not None:
+        term_query = _object("query", term_query)
+    if "track_total_hits" in body and not isinstance(body["track_total_hits"], bool | int):
+        raise RequestError("[track_total_hits] must be a boolean or an integer")
+    return DsrRequest(
+        text=text, k=k, term_k=term_k, fusion=fusion, rerank=rerank, rerank_top=rerank_top,
+        size=size, from_=from_, explain=explain, user=user, filters=filters, term_query=term_query,
+        source=_source_filter(body.get("_source"), params),
+        total_as_int=params.get("rest_total_hits_as_int", "false") in ("true", ""),
+        pretty=params.get("pretty", "false") in ("true", ""),
+    )

@@ -1,0 +1,31 @@
+"""Settings of `dsr serve` (and of `dsr search`, which builds the same searcher)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dsr.search.fusion import FusionConfig
+from dsr.server.dsr_request import Limits
+from dsr.settings import ConnectionSettings
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Where the cluster is, which index and models to serve, and the server's own limits."""
+
+    connection: ConnectionSettings
+    index: str
+    model: str | None = "minilm"  # as `dsr ingest --model`: a model dir, 'minilm', 'hashing[:DIM]'; None -> term only
+    ranker_dir: Path | None = None  # Siamese ranker; None -> fused order
+    sidecar: str | None = None  # directory or http(s) URL; None -> DATA_DIR/sidecar/INDEX if present, else engine kNN
+    host: str = "127.0.0.1"
+    port: int = 9400
+    max_body_bytes: int = 100 * 1024 * 1024  # Elasticsearch's default http.max_content_length
+    upstream_timeout_s: float = 120.0
+    limits: Limits = field(default_factory=Limits)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+
+    @property
+    def embedded(self) -> bool:
+        return self.connection.is_embedded
