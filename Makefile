@@ -17,15 +17,17 @@ demo: $(STAMP)
 
 # Fetches Elasticsearch and OpenSearch from Maven Central on first use (cached under ~/.cache/dsr),
 # starts one single-node server of each for the whole session and stops them at the end.
-test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/ruff check src tests bench
+test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -p no:cacheprovider tests
 
 unit: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -p no:cacheprovider -m "unit" tests
 
+# ruff; the layer contract (imports only go down, no package cycles); the type checker over src/dsr
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 engines-start: $(STAMP)
 	$(BIN)/dsr engines start all

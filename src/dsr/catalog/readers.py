@@ -246,7 +246,9 @@ def read_catalog_items(path: Path) -> tuple[list[Item], int]:
     Training and evaluation read a catalog this way; `dsr ingest` validates each row and writes a
     rejects file instead.
     """
-    items, rejected, seen = [], 0, set()
+    items: list[Item] = []
+    rejected = 0
+    seen: set[str] = set()
     for row in read_catalog(path):
         data = row.data
         if data is None or not str(data.get("id") or "").strip() or not data.get("title") or str(data["id"]) in seen:

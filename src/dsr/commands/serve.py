@@ -45,7 +45,7 @@ def build_settings(conn: ConnectionSettings, **opts: Any) -> Any:
     from dsr.server.dsr_request import Limits
     from dsr.server.settings import ServeSettings
 
-    extra = {k: opts[k] for k in ("host", "port") if k in opts}
+    extra: dict[str, Any] = {k: opts[k] for k in ("host", "port") if k in opts}
     if "max_body_mb" in opts:
         extra["max_body_bytes"] = int(opts["max_body_mb"] * 1024 * 1024)
     default_k = min(100, opts["max_k"])

@@ -20,7 +20,10 @@ UserContext = Mapping[str, Any]
 
 @runtime_checkable
 class Encoder(Protocol):
-    dim: int
+    @property
+    def dim(self) -> int:
+        """The width of every vector this encoder returns."""
+        ...
 
     def encode_queries(
         self, texts: Sequence[str], users: Sequence[UserContext | None] | None = None

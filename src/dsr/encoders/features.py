@@ -56,7 +56,7 @@ class FeatureConfig:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> FeatureConfig:
         known = {f for f in cls.__dataclass_fields__}
-        args = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k in known}
+        args: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k in known}
         return cls(**args)
 
 

@@ -9,7 +9,7 @@ config.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,7 @@ class TwoTowerModel(nn.Module):
         self.featurizer = Featurizer(config.features)
         self.query_tower = QueryTower(config.features, config.hidden, config.dim, residual=config.residual)
         self.item_tower = ItemTower(config.features, config.hidden, config.dim, residual=config.residual)
-        self.device = resolve_device(device)
+        self.device = torch.device(resolve_device(device))
         self.to(self.device)
         self._backbone = None
         self._tuned_backbone: Any = None  # a SentenceTransformer tuned in this process, until saved
@@ -126,10 +126,10 @@ class TwoTowerModel(nn.Module):
     def _backbone_vectors(self, texts: Sequence[str] | None, items: Sequence[Item] | None) -> np.ndarray | None:
         if not self.config.features.backbone:
             return None
-        self.backbone_encoder()
+        backbone = self.backbone_encoder()
         if items is not None:
-            return self._backbone.encode_items(items)
-        return self._backbone.encode_queries(list(texts or []))
+            return backbone.encode_items(items)
+        return backbone.encode_queries(list(texts or []))
 
     @torch.no_grad()
     def encode_queries(self, texts: Sequence[str], users: Sequence[UserContext | None] | None = None, *,
@@ -213,6 +213,3 @@ def read_info(directory: Path | str) -> dict[str, Any]:
     cfg = read_config(directory, kind=MODEL_KIND, supported_versions=SUPPORTED_VERSIONS)
     return dict(cfg.get("info") or {})
 
-
-def config_dict(model: TwoTowerModel) -> dict[str, Any]:
-    return asdict(model.config)

@@ -80,7 +80,8 @@ class FeatureConfig:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> FeatureConfig:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+        args: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+        return cls(**args)
 
     @property
     def click_len(self) -> int:

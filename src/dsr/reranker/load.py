@@ -8,7 +8,7 @@ of them through `load_reranker`, so a model directory that trains is a model dir
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from dsr.catalog import Item
@@ -21,7 +21,7 @@ from dsr.reranker.xgb import XGBoostRanker
 
 SIAMESE_DIR = "siamese"
 XGBOOST_DIR = "xgboost"
-_LOADERS = {SIAMESE_KIND: SiameseRanker.load, XGBOOST_KIND: XGBoostRanker.load}
+_LOADERS: dict[str, Callable[..., Reranker]] = {SIAMESE_KIND: SiameseRanker.load, XGBOOST_KIND: XGBoostRanker.load}
 
 
 def load_reranker(directory: Path | str, *, catalog: Mapping[str, Item] | None = None,

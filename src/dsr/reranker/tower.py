@@ -39,6 +39,9 @@ class TowerConfig:
 
 
 class RankerTower(nn.Module):
+    numeric_mean: torch.Tensor  # buffers: saved with the weights, moved with the module
+    numeric_std: torch.Tensor
+
     def __init__(self, config: TowerConfig):
         super().__init__()
         self.config = config
@@ -75,6 +78,8 @@ class RankerTower(nn.Module):
         seen = (self.numeric_std > MIN_STD).to(numeric.dtype)
         x = ((numeric - self.numeric_mean) / self.numeric_std).clamp(-6.0, 6.0) * seen
         if self.config.use_text:
+            if query_ids is None or item_ids is None or click_ids is None:
+                raise ValueError("a text tower needs query, item and click ids")
             q = self._pooled(query_ids)
             i = self._pooled(item_ids)
             c = self._pooled(click_ids)

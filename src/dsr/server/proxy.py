@@ -128,13 +128,13 @@ class Proxy:
         return response
 
 
-def _ssl_option(verify: bool | str) -> ssl.SSLContext | bool | None:
+def _ssl_option(verify: bool | str) -> ssl.SSLContext | bool:
     """aiohttp's `ssl`: False skips verification, a CA bundle path builds a context, True the default."""
     if verify is False:
         return False
     if isinstance(verify, str):
         return ssl.create_default_context(cafile=verify)
-    return None
+    return True
 
 
 def _error(e: RequestError) -> Response:
