@@ -36,7 +36,6 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -47,12 +46,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import torch
 
+from common import log, ranked_run
 from dsr.catalog import Item, item_text
 from dsr.eval.loaders import load_crowdflower, load_homedepot
 from dsr.eval.metrics import evaluate_run
 from dsr.jobs.evaluate.pipelines import EvalContext
 from dsr.reranker.base import Candidate
 from dsr.reranker.distill import (
+    STUDENT_SCHEDULE,
+    TEACHER_SCHEDULE,
     AugmentConfig,
     CrossEncoderTeacher,
     GradedText,
@@ -68,12 +70,8 @@ from dsr.reranker.distill import (
 )
 from dsr.reranker.features import FeatureConfig, FeatureExtractor
 from dsr.reranker.groups import groups_from_judgments
-from dsr.reranker.trainer import SiameseTrainConfig, train_siamese
+from dsr.reranker.trainer import RANKER_SCHEDULE, SiameseTrainConfig, train_siamese
 from dsr.settings import ConnectionSettings
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 class Bm25:
@@ -118,7 +116,7 @@ def runs_for(models: Mapping[str, Any], queries: Sequence[str], bm25: Bm25) -> d
         if not cands:
             continue
         ids = [str(c.item["id"]) for c in cands]
-        runs["bm25"][q] = {i: float(len(ids) - r) for r, i in enumerate(ids)}
+        runs["bm25"][q] = ranked_run(ids)
         for name, model in models.items():
             scores = model.score(q, cands)
             runs[name][q] = {i: float(s) for i, s in zip(ids, scores, strict=True)}
@@ -207,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--teacher-epochs", type=int, default=1)
     ap.add_argument("--teacher", type=Path, default=None,
                     help="a teacher directory saved by an earlier run or `dsr train teacher` (skips training)")
-    ap.add_argument("--teacher-lr", type=float, default=TeacherTrainConfig.lr, help="teacher transformer learning rate")
+    ap.add_argument("--teacher-lr", type=float, default=TEACHER_SCHEDULE.lr, help="teacher transformer learning rate")
     ap.add_argument("--freeze-layers", type=int, default=None, help="frozen bottom teacher layers (default 0; 2 quick)")
     ap.add_argument("--student-epochs", type=int, default=15)
     ap.add_argument("--latency-reps", type=int, default=None)
@@ -262,8 +260,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         log(f"teacher loaded from {args.teacher}")
     else:
         teacher, trep = train_teacher(examples, scale, TeacherTrainConfig(
-            max_length=max_length, max_pairs=teacher_pairs, epochs=args.teacher_epochs, batch_size=32,
-            lr=args.teacher_lr, freeze_layers=freeze, seed=args.seed, threads=args.threads), progress=True)
+            schedule=TEACHER_SCHEDULE.replace(epochs=args.teacher_epochs, batch_size=32, lr=args.teacher_lr,
+                                              seed=args.seed, threads=args.threads, progress=True),
+            max_length=max_length, max_pairs=teacher_pairs, freeze_layers=freeze))
         teacher_train_s = time.perf_counter() - t
         log(f"teacher: {trep.pairs} pairs, {trep.steps} steps in {teacher_train_s:.0f}s, loss "
             f"{trep.first_loss:.3f} -> {trep.last_loss:.3f}")
@@ -278,7 +277,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     extractor = FeatureExtractor(FeatureConfig(), catalog)
     t = time.perf_counter()
     label_only, lsum = train_siamese(label_groups, val_groups, extractor, SiameseTrainConfig(
-        epochs=args.student_epochs, seed=args.seed, threads=args.threads, progress=False))
+        schedule=RANKER_SCHEDULE.replace(epochs=args.student_epochs, seed=args.seed, threads=args.threads,
+                                         progress=False)))
     log(f"label-only student: {len(label_groups)} groups, best epoch {lsum.best_epoch} "
         f"({time.perf_counter() - t:.0f}s)")
     training = {"label_only": _training(lsum, time.perf_counter() - t)}
@@ -304,7 +304,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         groups, _ = margin_groups(rows, catalog, max_pairs_per_query=200, seed=args.seed)
         t = time.perf_counter()
         students[f"distilled_{s}x"], ssum = train_student(groups, extractor, StudentTrainConfig(
-            epochs=args.student_epochs, seed=args.seed, threads=args.threads), val_groups=val_groups)
+            schedule=STUDENT_SCHEDULE.replace(epochs=args.student_epochs, seed=args.seed, threads=args.threads)),
+            val_groups=val_groups)
         sizes[f"distilled_{s}x"] = len(rows)
         training[f"distilled_{s}x"] = _training(ssum, time.perf_counter() - t)
         log(f"student {s}x: {len(groups)} queries, {len(rows)} teacher-labelled pairs, {ssum.pairs} margin pairs, "

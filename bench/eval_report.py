@@ -4,8 +4,8 @@
         [--pipelines bm25,knn-untuned,engine-hybrid,...] [--quick] [--out DIR] [--skip-missing]
 
 Prints the markdown table, then ONE JSON line: report.json's shape plus, per dataset, each pipeline's
-NDCG@10 ratio to BM25 and the run time in seconds. Targets (issue 7): hybrid+rerank NDCG@10 >= 1.15x bm25
-and above engine-hybrid on every dataset.
+NDCG@10 ratio to BM25 and the run time in seconds. Targets: hybrid+rerank NDCG@10 >= 1.15x bm25 and above
+engine-hybrid on every dataset.
 """
 
 from __future__ import annotations

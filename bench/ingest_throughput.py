@@ -20,33 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-ENGINE_ENV = {"elasticsearch": "DSR_TEST_ES_URL", "opensearch": "DSR_TEST_OS_URL"}
-
-
-def log(*args: Any) -> None:
-    print(*args, file=sys.stderr, flush=True)
-
-
-def engine_urls(names: list[str]) -> tuple[dict[str, str], list[Any]]:
-    urls, started = {}, []
-    for name in names:
-        url = os.environ.get(ENGINE_ENV[name])
-        if not url:
-            from dsr.engines.node import start_node
-
-            log(f"starting {name} ...")
-            info = start_node(name)
-            started.append(info)
-            url = info.url
-        urls[name] = url
-    return urls, started
+from common import log
+from dsr.engines import engine_urls
 
 
 def raw_bulk(backend: Any, docs: list[dict[str, Any]], vectors: Any | None) -> float:
@@ -89,7 +70,8 @@ def main() -> None:
     encoder = resolve_encoder(args.model)
     encoder.encode_items(catalog_rows[:8])  # load the model outside the timings
     engines = args.engines.split(",")
-    urls, started = engine_urls(engines)
+    running = engine_urls(engines, log=log)
+    urls = running.urls
     out: dict[str, Any] = {"n": n, "model": args.model, "dim": encoder.dim, "batch_size": args.batch_size,
                            "cores": os.cpu_count(), "results": {}}
     try:
@@ -134,10 +116,7 @@ def main() -> None:
                     backend.close()
                 out["results"][name] = res
     finally:
-        for info in started:
-            from dsr.engines.node import stop_node
-
-            stop_node(info)
+        running.stop()
     print(json.dumps(out))
 
 

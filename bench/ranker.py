@@ -18,35 +18,26 @@ The last output line is one JSON object.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import sys
 import tempfile
 import time
-from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from common import catalog_by_id, log
+from dsr.eval.loaders import load_homedepot
 from dsr.eval.session_metrics import mean_over_groups
 from dsr.logs.synthetic import click_probability, examine_probability, make_world, simulate_sessions
 from dsr.reranker.base import Candidate
 from dsr.reranker.features import FeatureConfig, FeatureExtractor
 from dsr.reranker.groups import RankGroup, click_histories, groups_from_judgments, groups_from_sessions
 from dsr.reranker.pairs import build_pairs
-from dsr.reranker.trainer import SiameseTrainConfig, split_by_group, train_siamese
+from dsr.reranker.trainer import RANKER_SCHEDULE, SiameseTrainConfig, split_by_group, train_siamese
 from dsr.reranker.xgb import train_xgboost
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-if not DATASETS.is_dir():
-    DATASETS = Path("/work/shared/datasets")
 ORDERINGS = ("first_stage", "xgboost", "siamese_numeric", "siamese_all")
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def first_stage_scores(groups: list[RankGroup]) -> list[np.ndarray]:
@@ -62,7 +53,8 @@ def train_all(train, val, catalog, args, *, epochs: int) -> dict:
     for name, use_text in (("siamese_numeric", False), ("siamese_all", True)):
         t = time.perf_counter()
         out[name], s = train_siamese(train, val, ext, SiameseTrainConfig(
-            use_text=use_text, epochs=epochs, patience=1, threads=args.threads, progress=False))
+            schedule=RANKER_SCHEDULE.replace(epochs=epochs, patience=1, threads=args.threads, progress=False),
+            use_text=use_text))
         log(f"  {name}: best epoch {s.best_epoch}/{s.epochs_run} val {s.best_val} {time.perf_counter() - t:.0f}s")
     return out
 
@@ -134,25 +126,14 @@ def ceilings(world, test: list[RankGroup]) -> dict:
     return result
 
 
-def read_judgments(path: Path) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = defaultdict(dict)
-    with open(path, encoding="utf-8") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            out[row["query"]][row["item_id"]] = float(row["grade"]) - 1.0  # gain 0..2
-    return dict(out)
-
-
 def homedepot(args) -> dict:
     from dsr.backends.base import IndexSpec
     from dsr.backends.embedded import EmbeddedBackend
 
-    root = DATASETS / "homedepot"
-    catalog = {}
-    with open(root / "products.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            catalog[str(row["id"])] = row
-    train_j, dev_j = read_judgments(root / "judgments.train.tsv"), read_judgments(root / "judgments.dev.tsv")
+    ds = load_homedepot()  # $DSR_DATASETS or ../shared/datasets
+    catalog = catalog_by_id(ds)
+    # gains: grade - 1, scaled to integers; the labels' order and NDCG (linear gain) do not see the scale
+    train_j, dev_j = ds.split("train").judgments, ds.split("dev").judgments
     rng = np.random.default_rng(0)
     n_train, n_dev = (800, 300) if args.quick else (3000, 1000)
     train_j = {q: train_j[q] for q in rng.permutation(sorted(train_j))[:n_train]}

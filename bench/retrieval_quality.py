@@ -10,6 +10,9 @@ and BM25, NDCG@10 and recall@100 on dev queries. For CPU time the catalog is a d
 the judged items of the sampled train and dev queries plus random distractor products (all three systems
 search the same subset); MiniLM vectors are cached on disk (.dsr/cache/bench).
 
+NDCG@10 and recall@100 are `dsr eval`'s (dsr.eval.metrics: ranx, linear gain, log2 discount), and the
+data is read with dsr.eval.loaders.
+
 Speed: training throughput (triples/s) and query-tower latency (ms per query, batch 1) on this
 machine's CPU (or GPU when present).
 
@@ -23,10 +26,8 @@ The last line printed is one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,11 +37,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import torch
 
+from common import catalog_by_id, catalog_rows, grades, log, ranked_means
 from dsr.backends.base import IndexSpec
 from dsr.backends.embedded import EmbeddedBackend
 from dsr.catalog import item_text
 from dsr.encoders.model import TwoTowerModel
-from dsr.encoders.trainer import TrainConfig, train_two_tower
+from dsr.encoders.trainer import TWO_TOWER_SCHEDULE, TrainConfig, train_two_tower
+from dsr.eval.loaders import load_homedepot
 from dsr.logs.judged import judged_triples
 from dsr.logs.synthetic import make_world, simulate_sessions
 from dsr.logs.triples import TripleConfig, build_triples
@@ -48,27 +51,7 @@ from dsr.logs.triples import TripleConfig, build_triples
 REPO = Path(__file__).resolve().parents[1]
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------- metrics
-
-def ndcg10(ranked: list[str], gains: dict[str, float]) -> float:
-    dcg = sum(gains.get(i, 0.0) / np.log2(r + 2) for r, i in enumerate(ranked[:10]))
-    ideal = sorted((g for g in gains.values() if g > 0), reverse=True)[:10]
-    idcg = sum(g / np.log2(r + 2) for r, g in enumerate(ideal))
-    return dcg / idcg if idcg > 0 else 0.0
-
-
-def recall100(ranked: list[str], gains: dict[str, float]) -> float:
-    rel = {i for i, g in gains.items() if g > 0}
-    return len(rel & set(ranked[:100])) / len(rel) if rel else 0.0
-
-
-def mean(fn, runs: list[list[str]], qrels: list[dict[str, float]]) -> float:
-    return round(float(np.mean([fn(r, g) for r, g in zip(runs, qrels, strict=True)])), 4) if runs else 0.0
-
+# ------------------------------------------------------------------------------------------- retrieval
 
 def dense_runs(qv: np.ndarray, iv: np.ndarray, ids: list[str], k: int = 100) -> list[list[str]]:
     out = []
@@ -88,6 +71,12 @@ def bm25_runs(catalog: list[dict], queries: list[str], workdir: Path) -> list[li
     runs = [[h.id for h in backend.term_search("catalog", q, size=100)] for q in queries]
     backend.close()
     return runs
+
+
+def by_metric(runs: dict[str, list[list[str]]], qrels: list[dict[str, int]]) -> dict[str, dict[str, float]]:
+    """{"ndcg10": {system: mean}, "recall100": {system: mean}} over the same judged queries."""
+    means = {name: ranked_means(r, qrels) for name, r in runs.items()}
+    return {m: {name: means[name][m] for name in runs} for m in ("ndcg10", "recall100")}
 
 
 def latency_ms_p50(encode, queries: list[str], n: int = 200) -> float:
@@ -110,19 +99,18 @@ def synthetic(args, workdir: Path) -> dict:
         f"{len(triples)} triples")
     model = TwoTowerModel.build(world.catalog, text_buckets=1 << 15, hidden=(256, 128), dim=64)
     res = train_two_tower(model, triples, world.catalog,
-                          TrainConfig(epochs=3 if args.quick else 5, batch_size=512, lr=3e-3, seed=args.seed,
-                                      progress=False, threads=args.threads), log=log)
+                          TrainConfig(schedule=TWO_TOWER_SCHEDULE.replace(
+                              epochs=3 if args.quick else 5, batch_size=512, lr=3e-3, seed=args.seed, progress=False,
+                              threads=args.threads)), log=log)
     texts = [q.text for q in world.queries]
-    qrels = [{i: float(g) for i, g in q.relevant.items()} for q in world.queries]
+    qrels = [dict(q.relevant) for q in world.queries]
     dsr = dense_runs(model.encode_queries(texts), model.encode_items(world.catalog), ids)
     bm25 = bm25_runs(world.catalog, texts, workdir / "synthetic")
     no = [i for i, q in enumerate(world.queries) if q.no_overlap]
     pick = lambda runs, idx: [runs[i] for i in idx]  # noqa: E731
     out = {
-        "no_overlap_recall100": {"dsr": mean(recall100, pick(dsr, no), pick(qrels, no)),
-                                 "bm25": mean(recall100, pick(bm25, no), pick(qrels, no))},
-        "recall100": {"dsr": mean(recall100, dsr, qrels), "bm25": mean(recall100, bm25, qrels)},
-        "ndcg10": {"dsr": mean(ndcg10, dsr, qrels), "bm25": mean(ndcg10, bm25, qrels)},
+        "no_overlap_recall100": by_metric({"dsr": pick(dsr, no), "bm25": pick(bm25, no)}, pick(qrels, no))["recall100"],
+        **by_metric({"dsr": dsr, "bm25": bm25}, qrels),
         "queries": len(texts), "no_overlap_queries": len(no), "items": len(ids), "triples": len(triples),
         "train_triples_per_s": round(res.triples_per_s, 1),
         "query_encode_ms_p50": latency_ms_p50(model.encode_queries, texts),
@@ -136,29 +124,18 @@ def synthetic(args, workdir: Path) -> dict:
 
 # --------------------------------------------------------------------------------------------- homedepot
 
-def read_tsv(path: Path) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = {}
-    with open(path, encoding="utf-8", newline="") as fh:
-        for r in csv.DictReader(fh, delimiter="\t"):
-            out.setdefault(r["query"].strip(), {})[r["item_id"]] = float(r["grade"])
-    return out
-
-
 def homedepot(args, workdir: Path) -> dict:
     from dsr.encoders.backbone import MiniLMEncoder
     from dsr.encoders.text_cache import embed_texts_cached
 
-    root = Path(args.datasets) / "homedepot"
-    products = {}
-    with open(root / "products.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            products[str(row["id"])] = row
-    train, dev = read_tsv(root / "judgments.train.tsv"), read_tsv(root / "judgments.dev.tsv")
+    ds = load_homedepot(Path(args.datasets))
+    products = catalog_by_id(ds)
+    train = grades(ds.split("train").judgments)  # training reads grades 1..3 (thresholds 2.5 / 2.0)
+    dev = ds.split("dev").judgments  # gains: grade - 1, scaled
     rng = np.random.default_rng(args.seed)
     n_train, n_dev, n_extra = (600, 150, 1000) if args.quick else (args.real_train, args.real_dev, args.real_extra)
     train_q = [sorted(train)[i] for i in rng.permutation(len(train))[:n_train]]
-    dev_q = [q for q in (sorted(dev)[i] for i in rng.permutation(len(dev))) if any(g > 1 for g in dev[q].values())]
+    dev_q = [q for q in (sorted(dev)[i] for i in rng.permutation(len(dev))) if any(g > 0 for g in dev[q].values())]
     dev_q = dev_q[:n_dev]
     keep = {i for q in train_q for i in train[q]} | {i for q in dev_q for i in dev[q]}
     others = sorted(set(products) - keep)
@@ -189,21 +166,19 @@ def homedepot(args, workdir: Path) -> dict:
     model = TwoTowerModel.build(catalog, backbone="minilm", hidden=(256,), text_buckets=2, numeric_fields=())
     res = train_two_tower(
         model, triples, catalog,
-        TrainConfig(epochs=4, batch_size=256, lr=3e-4, loss="softmax", temperature=0.05, seed=args.seed,
-                    progress=False, threads=args.threads),
+        TrainConfig(schedule=TWO_TOWER_SCHEDULE.replace(epochs=4, batch_size=256, lr=3e-4, seed=args.seed,
+                                                        progress=False, threads=args.threads),
+                    loss="softmax", temperature=0.05),
         item_backbone=item_bb, query_backbone=lambda texts: np.stack([q_bb[t] for t in texts]),
         validation=validation, log=log)
 
-    qrels = [{i: g - 1.0 for i, g in dev[q].items()} for q in dev_q]  # gain = grade - 1 (SOURCE.md)
+    qrels = [dev[q] for q in dev_q]  # gain = grade - 1 (SOURCE.md)
     dev_bb = np.stack([q_bb[q] for q in dev_q])
     dsr = dense_runs(model.encode_queries(dev_q, backbone=dev_bb), model.encode_items(catalog, backbone=item_bb), ids)
     untuned = dense_runs(dev_bb.astype(np.float32), item_bb.astype(np.float32), ids)
     bm25 = bm25_runs(catalog, dev_q, workdir / "homedepot")
     out = {
-        "ndcg10": {"dsr": mean(ndcg10, dsr, qrels), "untuned": mean(ndcg10, untuned, qrels),
-                   "bm25": mean(ndcg10, bm25, qrels)},
-        "recall100": {"dsr": mean(recall100, dsr, qrels), "untuned": mean(recall100, untuned, qrels),
-                      "bm25": mean(recall100, bm25, qrels)},
+        **by_metric({"dsr": dsr, "untuned": untuned, "bm25": bm25}, qrels),
         "items": len(catalog), "train_queries": len(train_graded), "dev_queries": len(dev_q),
         "triples": len(triples), "best_epoch": res.best_epoch,
         "train_triples_per_s": round(res.triples_per_s, 1),
@@ -219,15 +194,12 @@ def homedepot_full(args, workdir: Path) -> dict:
     from dsr.encoders.backbone import MiniLMEncoder
     from dsr.encoders.text_cache import embed_texts_cached
 
-    root = Path(args.datasets) / "homedepot"
-    with open(root / "products.jsonl", encoding="utf-8") as fh:
-        catalog = [json.loads(line) for line in fh]
-    for row in catalog:
-        row["id"] = str(row["id"])
+    ds = load_homedepot(Path(args.datasets))
+    catalog = catalog_rows(ds)
     ids = [r["id"] for r in catalog]
-    dev = read_tsv(root / "judgments.dev.tsv")
-    dev_q = [q for q in sorted(dev) if any(g > 1 for g in dev[q].values())]
-    qrels = [{i: g - 1.0 for i, g in dev[q].items()} for q in dev_q]
+    dev = ds.split("dev").judgments
+    dev_q = [q for q in sorted(dev) if any(g > 0 for g in dev[q].values())]
+    qrels = [dev[q] for q in dev_q]
     log(f"homedepot full: {len(catalog)} items, {len(dev_q)} dev queries, model {args.real_model}")
     model = TwoTowerModel.load(args.real_model)
     t = time.perf_counter()
@@ -242,10 +214,7 @@ def homedepot_full(args, workdir: Path) -> dict:
     bm25 = bm25_runs(catalog, dev_q, workdir / "homedepot-full")
     out = {
         "catalog": "full",
-        "ndcg10": {"dsr": mean(ndcg10, dsr, qrels), "untuned": mean(ndcg10, untuned, qrels),
-                   "bm25": mean(ndcg10, bm25, qrels)},
-        "recall100": {"dsr": mean(recall100, dsr, qrels), "untuned": mean(recall100, untuned, qrels),
-                      "bm25": mean(recall100, bm25, qrels)},
+        **by_metric({"dsr": dsr, "untuned": untuned, "bm25": bm25}, qrels),
         "items": len(catalog), "dev_queries": len(dev_q), "model": str(args.real_model),
         "item_encode_per_s": round(items_per_s, 1),
         "query_encode_ms_p50": latency_ms_p50(model.encode_queries, dev_q, n=100),

@@ -16,7 +16,7 @@ same queries, interleaved query by query so drift hits them all alike:
 `dsr serve` runs in a child process (as in production), built from the saved sidecar and ranker.
 Latency is measured one request at a time (p50/p99); QPS with `--concurrency` clients in parallel.
 The per-stage breakdown is the p50 of the stage timings the server reports in `ext.dsr.timings_ms`.
-Targets (issue 6): passthrough overhead <= 2 ms p50; hybrid + re-rank p50 <= 25 ms and <= 3x direct.
+Targets: passthrough overhead <= 2 ms p50; hybrid + re-rank p50 <= 25 ms and <= 3x direct.
 
     .venv/bin/python bench/serve_latency.py            # 100k items, both engines
     .venv/bin/python bench/serve_latency.py --quick    # 20k items, fewer requests (< 5 minutes)
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,14 +43,12 @@ from typing import Any
 import httpx
 import numpy as np
 
+from common import log
+from dsr.engines import engine_urls, free_port
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 PIPELINES = ("direct_bm25", "proxy_bm25", "hybrid", "hybrid_rerank", "hybrid_rerank_mget")
-ENGINE_ENV = {"elasticsearch": "DSR_TEST_ES_URL", "opensearch": "DSR_TEST_OS_URL"}
-
-
-def log(msg: str) -> None:
-    print(f"[serve_latency] {msg}", file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------------------- child server
@@ -85,12 +82,6 @@ def serve_child(spec: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------------------ set-up
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def build_models(world: Any, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The query encoder, item vectors in a FAISS sidecar, and a ranker directory.
 
@@ -119,7 +110,7 @@ def build_models(world: Any, workdir: Path, args: argparse.Namespace) -> dict[st
     sidecar = FaissIndex(encoder.dim, kind=args.sidecar_kind, device="cpu")
     sidecar.upsert([r["id"] for r in world.catalog], vectors)
     sidecar.save(workdir / "sidecar")
-    records = ItemRecords.open(workdir / "sidecar", FeatureConfig().item_fields)  # as `dsr ingest` writes them
+    records = ItemRecords.open_for_every_scalar(workdir / "sidecar")  # as `dsr ingest` writes them
     records.upsert(world.catalog)
     records.close()
     log(f"encoded and indexed {len(vectors)} item vectors ({sidecar.kind}) in "
@@ -268,21 +259,6 @@ def throughput(pipeline: str, queries: list[str], where: tuple[str, str, str, st
 
 # --------------------------------------------------------------------------------------------- main
 
-def engine_urls(names: list[str]) -> tuple[dict[str, str], list[Any]]:
-    urls, started = {}, []
-    for name in names:
-        url = os.environ.get(ENGINE_ENV[name])
-        if not url:
-            from dsr.engines.node import start_node
-
-            log(f"starting a local {name} node")
-            info = start_node(name)
-            started.append(info)
-            url = info.url
-        urls[name] = url
-    return urls, started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="20k items and fewer requests (< 5 minutes)")
@@ -313,11 +289,10 @@ def main() -> None:
     world = make_world(n_items=n_items, n_queries=300, seed=7)
     queries = [q.text for q in world.queries]
     log(f"synthetic world: {len(world.catalog)} items, {len(queries)} queries ({time.perf_counter() - t0:.1f}s)")
-    urls, started = engine_urls(engines)
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="dsr-bench-") as tmp:
+    with engine_urls(engines, log=log) as running, tempfile.TemporaryDirectory(prefix="dsr-bench-") as tmp:
         models = build_models(world, Path(tmp), args)
-        for name, url in urls.items():
+        for name, url in running.urls.items():
             index = f"dsr-bench-{uuid.uuid4().hex[:8]}"
             secs = index_catalog(url, index, world.catalog)
             log(f"{name}: indexed {n_items} items in {secs:.1f}s")
@@ -339,10 +314,6 @@ def main() -> None:
                     child.terminate()
                     child.wait(timeout=30)
                 httpx.delete(f"{url}/{index}", timeout=60)
-    for info in started:
-        from dsr.engines.node import stop_node
-
-        stop_node(info)
     summary = {"bench": "serve_latency", "items": n_items, "requests_per_pipeline": n_req,
                "concurrency_for_qps": args.concurrency, "encoder": args.model or "dsr two-tower (untrained weights)",
                "ranker": args.ranker or "siamese (untrained weights)", "sidecar_kind": models["sidecar_kind"],

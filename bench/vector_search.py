@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 import uuid
 from typing import Any
@@ -33,15 +32,12 @@ from typing import Any
 import faiss
 import numpy as np
 
+from common import log
+from dsr.engines import engine_urls
 from dsr.sidecar.faiss_index import FaissIndex
 
-ENGINE_ENV = {"elasticsearch": "DSR_TEST_ES_URL", "opensearch": "DSR_TEST_OS_URL"}
 TARGET_RECALL = 0.95
 K = 10
-
-
-def log(*args: Any) -> None:
-    print(*args, file=sys.stderr, flush=True)
 
 
 def make_vectors(n: int, n_queries: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -134,21 +130,6 @@ def bench_sidecar(kind: str, x: np.ndarray, q: np.ndarray, truth: np.ndarray) ->
     return {"build_s": round(build_s, 2), **pick(sweep), "sweep": sweep}
 
 
-def engine_urls(names: list[str]) -> tuple[dict[str, str], list[Any]]:
-    urls, started = {}, []
-    for name in names:
-        url = os.environ.get(ENGINE_ENV[name])
-        if not url:
-            from dsr.engines.node import start_node
-
-            log(f"starting {name} ...")
-            info = start_node(name)
-            started.append(info)
-            url = info.url
-        urls[name] = url
-    return urls, started
-
-
 def bench_engine(url: str, x: np.ndarray, q: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     from dsr.backends import IndexSpec, connect
     from dsr.settings import ConnectionSettings
@@ -222,7 +203,8 @@ def main() -> None:
     dims = [int(d) for d in args.dims.split(",")]
     kinds = args.kinds.split(",")
     engines = [] if args.no_engines else args.engines.split(",")
-    urls, started = engine_urls(engines)
+    running = engine_urls(engines, log=log)
+    urls = running.urls
     out: dict[str, Any] = {"n": n, "engine_n": engine_n, "queries": n_queries, "k": K, "dims": dims,
                            "cores": os.cpu_count(), "target_recall10": TARGET_RECALL, "results": {}}
     try:
@@ -246,10 +228,7 @@ def main() -> None:
                     res[f"qps_ratio_vs_{name}_at_recall95"] = ratio(side["hnsw"], res[f"{name}_knn"])
             out["results"][str(dim)] = res
     finally:
-        for info in started:
-            from dsr.engines.node import stop_node
-
-            stop_node(info)
+        running.stop()
     first = out["results"][str(dims[0])]
     summary = {key: first[key] for key in first if key.startswith("qps_ratio")}
     for name in ("hnsw", "ivfpq"):

@@ -1,82 +1,60 @@
-"""Session fixtures: real Elasticsearch and OpenSearch nodes, and backends over them.
+"""Session fixtures: real Elasticsearch and OpenSearch nodes, and backends over them; markers by folder.
 
 The nodes are started once per test session (both at once, on first use) from the Maven Central
 distributions and stopped at the end. `DSR_TEST_ES_URL` / `DSR_TEST_OS_URL` point the suite at
 existing clusters instead.
+
+Every test is marked by its top folder (tests/unit -> `unit`, tests/integration -> `integration`,
+tests/e2e -> `e2e`), so `pytest -m unit` selects exactly the tests under tests/unit; `gpu` and
+`slow` are placed by hand where they apply.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import threading
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import contextlib
-
 from dsr.backends import SearchBackend, connect
-from dsr.engines import FLAVORS, NodeInfo, start_node, stop_node
+from dsr.engines import FLAVORS, EngineUrls, engine_urls
 from dsr.settings import ConnectionSettings
 
-ENV_URLS = {"elasticsearch": "DSR_TEST_ES_URL", "opensearch": "DSR_TEST_OS_URL"}
-REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+FOLDER_MARKERS = ("unit", "integration", "e2e")
+"""Top folders of tests/ whose name is the marker every test in them carries."""
 
 
-class _Engines:
-    """Starts every engine node in parallel the first time any is asked for."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._futures: dict[str, Future[NodeInfo | str]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=len(FLAVORS))
-
-    def url(self, flavor: str) -> str:
-        with self._lock:
-            if not self._futures:
-                for f in FLAVORS:
-                    existing = os.environ.get(ENV_URLS[f])
-                    self._futures[f] = (
-                        _done(existing) if existing else self._pool.submit(start_node, f)
-                    )
-        got = self._futures[flavor].result()
-        return got if isinstance(got, str) else got.url
-
-    def stop(self) -> None:
-        for fut in self._futures.values():
-            if fut.done() and fut.exception() is None:
-                got = fut.result()
-                if isinstance(got, NodeInfo):
-                    stop_node(got)
-        self._pool.shutdown(wait=False)
-
-
-def _done(value: str) -> Future[NodeInfo | str]:
-    fut: Future[NodeInfo | str] = Future()
-    fut.set_result(value)
-    return fut
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.path.resolve()
+        folder = path.relative_to(TESTS).parts[0] if path.is_relative_to(TESTS) else None
+        if folder in FOLDER_MARKERS:
+            item.add_marker(folder)
 
 
 @pytest.fixture(scope="session")
-def engines() -> Iterator[_Engines]:
-    eng = _Engines()
-    yield eng
-    eng.stop()
+def engines() -> Iterator[EngineUrls]:
+    running = engine_urls(FLAVORS)
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="session")
-def es_url(engines: _Engines) -> str:
-    return engines.url("elasticsearch")
+def es_url(engines: EngineUrls) -> str:
+    return engines.urls["elasticsearch"]
 
 
 @pytest.fixture(scope="session")
-def os_url(engines: _Engines) -> str:
-    return engines.url("opensearch")
+def os_url(engines: EngineUrls) -> str:
+    return engines.urls["opensearch"]
 
 
 @pytest.fixture(scope="session")

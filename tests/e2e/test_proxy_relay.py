@@ -23,8 +23,6 @@ from dsr.search.hybrid import HybridSearcher
 from dsr.server import ServeSettings, create_app
 from dsr.settings import ConnectionSettings
 
-pytestmark = pytest.mark.e2e
-
 BIG = bytes(range(256)) * 20_000  # 5 MB
 
 

@@ -14,8 +14,6 @@ from dsr.encoders.hashing import HashingEncoder
 from dsr.sidecar import default_sidecar_dir
 from dsr.sidecar.faiss_index import FaissIndex
 
-pytestmark = pytest.mark.e2e
-
 ROWS = [
     {"id": "a1", "title": "red running sneakers", "brand": "acme", "price": 59.0},
     {"id": "b2", "title": "blue leather boots", "brand": "zenit", "price": 120.0},

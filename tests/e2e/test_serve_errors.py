@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import httpx
@@ -11,17 +10,14 @@ import pytest
 from dsr.backends import connect
 from dsr.backends.base import IndexSpec
 from dsr.encoders.hashing import HashingEncoder
+from dsr.engines import free_port
 from dsr.search.hybrid import HybridSearcher
 from dsr.server import ServeSettings, create_app
 from dsr.settings import ConnectionSettings
 
-pytestmark = pytest.mark.e2e
-
 
 def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.mark.parametrize("flavor", ["elasticsearch", "opensearch"])

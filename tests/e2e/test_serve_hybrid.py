@@ -19,16 +19,16 @@ import pytest
 from dsr.backends.base import IndexSpec, SearchBackend
 from dsr.catalog import numeric_field
 from dsr.encoders.hashing import HashingEncoder
+from dsr.engines import free_port
 from dsr.reranker.base import Candidate
 from dsr.search.hybrid import HybridSearcher
+from dsr.search.request import SearchRequest
 from dsr.server import ServeSettings, create_app
 from dsr.server.dsr_request import Limits
 from dsr.settings import ConnectionSettings
 from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.items import ItemRecords
 from dsr.sidecar.remote import RemoteVectorIndex
-
-pytestmark = pytest.mark.e2e
 
 DIM = 64
 COLORS = ["red", "blue", "green", "black", "white"]
@@ -214,7 +214,7 @@ def test_the_official_client_runs_dsr_searches(served):
 
 def test_sidecar_down_degrades_to_term_only_with_a_warning(indexed, serve_thread):
     backend, index, _ = indexed
-    dead = RemoteVectorIndex(f"http://127.0.0.1:{_closed_port()}", timeout=2.0)
+    dead = RemoteVectorIndex(f"http://127.0.0.1:{free_port()}", timeout=2.0)
     with serve_thread(make_app(backend, index, dead)) as url:
         r = httpx.post(f"{url}/{index}/_search", json={"size": 5, "explain": True,
                                                        "ext": {"dsr": {"text": "red sneakers"}}})
@@ -240,14 +240,6 @@ def test_wrong_index_and_body_size_limit(indexed, serve_thread):
     assert big_put.status_code in (413, 501)
 
 
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_sidecar_neighbour_missing_from_the_index_is_skipped_with_a_warning(indexed, serve_thread):
     backend, index, sidecar = indexed
     ghost = HashingEncoder(DIM).encode_queries(["purple unicorn slippers"])
@@ -265,7 +257,7 @@ def test_the_engines_own_knn_can_be_the_vector_side(indexed):
     backend, index, _ = indexed
     searcher = HybridSearcher(backend, index, HashingEncoder(DIM), None, CheapestFirst(), engine_knn=True)
     try:
-        result = searcher.run("red sneakers", size=5, term_k=20, knn_k=20, filters={"brand": "acme"})
+        result = searcher.run(SearchRequest("red sneakers", size=5, term_k=20, knn_k=20, filters={"brand": "acme"}))
     finally:
         searcher.close()
     assert result.vector_source == "engine" and not result.degraded, result.warnings
@@ -285,7 +277,7 @@ def test_a_failing_ranker_degrades_to_the_fused_order(indexed):
     backend, index, sidecar = indexed
     searcher = HybridSearcher(backend, index, HashingEncoder(DIM), sidecar, BrokenRanker())
     try:
-        result = searcher.run("blue boots", size=5, term_k=10, knn_k=10)
+        result = searcher.run(SearchRequest("blue boots", size=5, term_k=10, knn_k=10))
     finally:
         searcher.close()
     assert result.degraded and "re-ranking unavailable" in result.warnings[0]
@@ -311,7 +303,7 @@ def test_every_candidate_the_ranker_reads_has_its_source_even_deep_vector_neighb
     ranker = RecordingRanker()
     searcher = HybridSearcher(backend, index, HashingEncoder(DIM), sidecar, ranker)
     try:
-        result = searcher.run("zzqx", size=10, term_k=50, knn_k=80, rerank_top=80)
+        result = searcher.run(SearchRequest("zzqx", size=10, term_k=50, knn_k=80, rerank_top=80))
     finally:
         searcher.close()
     assert result.term_hits == 0 and result.vector_hits == 80 and result.reranked == 80
@@ -354,7 +346,7 @@ def test_item_records_feed_the_ranker_and_only_the_page_is_fetched_from_the_clus
     searcher = HybridSearcher(spy, index, HashingEncoder(DIM), sidecar, ranker,  # type: ignore[arg-type]
                               item_records=recorded(tmp_path, catalog()))
     try:
-        result = searcher.run("zzqx", size=10, term_k=50, knn_k=80, rerank_top=80)
+        result = searcher.run(SearchRequest("zzqx", size=10, term_k=50, knn_k=80, rerank_top=80))
     finally:
         searcher.close()
     assert result.reranked == 80 and not result.warnings
@@ -371,7 +363,7 @@ def test_a_recorded_neighbour_gone_from_the_index_leaves_the_page_with_a_warning
     searcher = HybridSearcher(backend, index, HashingEncoder(DIM), sidecar, TitlePriceRanker(),
                               item_records=recorded(tmp_path, rows))
     try:
-        result = searcher.run("purple unicorn slippers", size=5, term_k=10, knn_k=10)
+        result = searcher.run(SearchRequest("purple unicorn slippers", size=5, term_k=10, knn_k=10))
     finally:
         searcher.close()
     assert len(result.hits) == 5 and "ghost-1" not in [h.id for h in result.hits]
@@ -386,7 +378,7 @@ def test_records_missing_a_field_the_ranker_reads_are_not_used(indexed, tmp_path
     searcher = HybridSearcher(backend, index, HashingEncoder(DIM), sidecar, ranker,
                               item_records=recorded(tmp_path, catalog()))
     try:
-        result = searcher.run("zzqx", size=10, term_k=50, knn_k=40, rerank_top=40)
+        result = searcher.run(SearchRequest("zzqx", size=10, term_k=50, knn_k=40, rerank_top=40))
     finally:
         searcher.close()
     assert result.reranked == 40 and all(c.item.get("description") for c in ranker.seen)

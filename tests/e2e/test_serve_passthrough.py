@@ -19,8 +19,6 @@ from dsr.search.hybrid import HybridSearcher
 from dsr.server import ServeSettings, create_app
 from dsr.settings import ConnectionSettings
 
-pytestmark = pytest.mark.e2e
-
 DOCS = [
     {"id": str(i), "title": f"{color} {kind}", "brand": brand, "price": float(10 + i), "n": i}
     for i, (color, kind, brand) in enumerate([

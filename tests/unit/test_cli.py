@@ -11,8 +11,6 @@ from click.testing import CliRunner
 
 from dsr.cli import COMMANDS, cli
 
-pytestmark = pytest.mark.unit
-
 
 def _all_commands() -> list[list[str]]:
     paths: list[list[str]] = []

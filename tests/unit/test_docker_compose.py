@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
-
-pytestmark = pytest.mark.unit
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 

@@ -48,10 +48,15 @@ class BulkFailure:
 
 @dataclass
 class BulkResult:
-    """Outcome of a bulk write: what succeeded and, per document, what failed and why."""
+    """Outcome of a bulk write: what succeeded and, per document, what failed and why.
+
+    `retries`: the bulk requests that re-sent documents the cluster had refused for the moment
+    (429), made by the backend's one retry layer (0 for the embedded backend, which has none).
+    """
 
     succeeded: list[str] = field(default_factory=list)
     failed: list[BulkFailure] = field(default_factory=list)
+    retries: int = 0
 
     @property
     def ok(self) -> bool:
@@ -99,6 +104,14 @@ class SearchBackend(Protocol):
         filters: Filters | None = None,
     ) -> list[Hit]:
         """The engine's own nearest-neighbour search on the embedding field."""
+        ...
+
+    def knn_similarities(self, index: str, vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        """The dot product of `vector` and the embedding of each of `ids`, as `knn_search` scores it.
+
+        What the ranker needs of the term side's hits when the engine's kNN is the vector side; ids
+        without an embedding (or not in the index) are absent.
+        """
         ...
 
     def mget(self, index: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:

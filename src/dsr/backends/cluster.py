@@ -3,6 +3,15 @@
 The two engines differ only in their client library, their exception classes, the vector field
 mapping and the kNN clause; those are the hooks a subclass fills in. Nothing here imports either
 client, so the dialect differences stay in `elasticsearch.py` and `opensearch.py`.
+
+Retries: a single request (a search, an mget, a scroll page) is retried by the engine client itself,
+`REQUEST_RETRIES` times, on connection failures, timeouts and the statuses the client retries by
+default (gateway errors; Elasticsearch's also 429). Bulk writes have one retry layer only,
+`streaming_bulk`'s: the documents the cluster refused with 429 (too many requests) are sent again
+after an exponential backoff. They go through a `bulk_client` without the client's own retries, so
+the layers never multiply; a connection failure mid-bulk is raised (as `EngineUnavailable`) for the
+caller to handle, which for ingest means stopping before the checkpoint moves, so a re-run redoes
+the batch.
 """
 
 from __future__ import annotations
@@ -16,10 +25,30 @@ import numpy as np
 
 from dsr.backends import filters as filter_lang
 from dsr.backends.base import BulkFailure, BulkResult, Filters, Hit, IndexSpec
+from dsr.catalog import TEXT_FIELD_BOOSTS
 from dsr.errors import EngineError
 
-TEXT_FIELDS = ("title^3", "brand.text^2", "category.text^1.5", "description")
+KEYWORD_TEXT_FIELDS = ("brand", "category")  # keyword fields, searched through their `.text` sub-field
+REQUEST_TIMEOUT_S = 30
+REQUEST_RETRIES = 3  # the client's own retries of one request; bulk writes use a client without them
 BULK_CHUNK = 500
+KNN_SIMILARITY_CHUNK = 1000  # ids per similarity query (within both engines' k limits)
+BULK_MAX_CHUNK_BYTES = 20 * 1024 * 1024
+BULK_RETRIES = 5  # streaming_bulk's re-sends of documents refused with 429
+BULK_INITIAL_BACKOFF_S = 0.5
+BULK_MAX_BACKOFF_S = 10
+
+
+def multi_match_fields(boosts: Mapping[str, float] = TEXT_FIELD_BOOSTS) -> list[str]:
+    """The catalog's text fields in `multi_match` form: `title^3`, `brand.text^2`, ..., `description`."""
+    out = []
+    for name, boost in boosts.items():
+        path = f"{name}.text" if name in KEYWORD_TEXT_FIELDS else name
+        out.append(path if boost == 1 else f"{path}^{boost:g}")
+    return out
+
+
+MULTI_MATCH_FIELDS = tuple(multi_match_fields())
 
 
 def catalog_properties(spec: IndexSpec, vector_mapping: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -30,8 +59,7 @@ def catalog_properties(spec: IndexSpec, vector_mapping: Mapping[str, Any] | None
         "id": {"type": "keyword"},
         "title": {**text, "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}},
         "description": text,
-        "brand": keyword_with_text,
-        "category": keyword_with_text,
+        **{name: keyword_with_text for name in KEYWORD_TEXT_FIELDS},
         "price": {"type": "double"},
         "attributes": {"type": "object", "dynamic": True},
     }
@@ -42,7 +70,7 @@ def catalog_properties(spec: IndexSpec, vector_mapping: Mapping[str, Any] | None
 
 def term_query(text: str, filters: Filters | None, query: Mapping[str, Any] | None) -> dict[str, Any]:
     must = dict(query) if query is not None else {
-        "multi_match": {"query": text, "fields": list(TEXT_FIELDS), "type": "best_fields", "tie_breaker": 0.3}
+        "multi_match": {"query": text, "fields": list(MULTI_MATCH_FIELDS), "type": "best_fields", "tie_breaker": 0.3}
     }
     clauses = filter_lang.to_query_clauses(filters)
     if not clauses:
@@ -57,10 +85,11 @@ class ClusterBackend(ABC):
     url: str
     embedding_field_default = "embedding"
 
-    def __init__(self, client: Any, url: str, helpers: Any) -> None:
+    def __init__(self, client: Any, url: str, helpers: Any, *, bulk_client: Any = None) -> None:
         self.client = client
         self.url = url
         self._helpers = helpers
+        self._bulk_client = client if bulk_client is None else bulk_client
         self._embedding_fields: dict[str, str] = {}
         self._stored_without_vector: dict[str, bool] = {}  # index -> its mapping keeps the vector out of _source
 
@@ -119,15 +148,21 @@ class ClusterBackend(ABC):
 
     def _bulk(self, index: str, actions: Iterable[dict[str, Any]]) -> BulkResult:
         result = BulkResult()
+        counter = _RetryCounter(self._bulk_client)
         with self._translated_errors(f"bulk write to {index}"):
             for ok, item in self._helpers.streaming_bulk(
-                self.client, actions, chunk_size=BULK_CHUNK, max_chunk_bytes=20 * 1024 * 1024,
-                raise_on_error=False, raise_on_exception=False, max_retries=5,
-                initial_backoff=0.5, max_backoff=10,
+                counter, counter.watch(actions), chunk_size=BULK_CHUNK, max_chunk_bytes=BULK_MAX_CHUNK_BYTES,
+                raise_on_error=False, raise_on_exception=False, max_retries=BULK_RETRIES,
+                initial_backoff=BULK_INITIAL_BACKOFF_S, max_backoff=BULK_MAX_BACKOFF_S,
             ):
                 op, info = next(iter(item.items()))
+                status = info.get("status", 0)
+                if not isinstance(status, int) and isinstance(info.get("exception"), Exception):
+                    # opensearch-py reports a request that never reached the cluster (status "N/A") per
+                    # document; it is a connection failure, not a refusal of these documents
+                    raise info["exception"]
                 doc_id = str(info.get("_id"))
-                status = int(info.get("status", 0) or 0)
+                status = int(status or 0)
                 if ok or (op == "delete" and status == 404):
                     result.succeeded.append(doc_id)
                 else:
@@ -135,6 +170,7 @@ class ClusterBackend(ABC):
                     if isinstance(error, Mapping):
                         error = f"{error.get('type')}: {error.get('reason')}"
                     result.failed.append(BulkFailure(doc_id, status, str(error)))
+        result.retries = counter.retries
         return result
 
     def bulk_upsert(self, index: str, docs: Iterable[Mapping[str, Any]]) -> BulkResult:
@@ -205,6 +241,23 @@ class ClusterBackend(ABC):
         with self._translated_errors(f"kNN search {index}"):
             return self._hits(self.client.search(index=index, body=body), self._similarity)
 
+    def knn_similarities(self, index: str, vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        # A kNN query restricted to the ids, k = their number: a filter that matches at most k documents
+        # makes both engines search exactly rather than through the graph, so every id that has a vector
+        # comes back with its exact score, converted back to the dot product as knn_search does.
+        field = self._embedding_fields.get(index, self.embedding_field_default)
+        vec = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
+        unique = list(dict.fromkeys(str(i) for i in ids))
+        out: dict[str, float] = {}
+        for start in range(0, len(unique), KNN_SIMILARITY_CHUNK):
+            chunk = unique[start:start + KNN_SIMILARITY_CHUNK]
+            body = self._knn_body(field, vec, len(chunk), len(chunk), [{"ids": {"values": chunk}}])
+            body["_source"] = False
+            with self._translated_errors(f"kNN similarity {index}"):
+                response = self.client.search(index=index, body=body)
+            out.update({h.id: h.score for h in self._hits(response, self._similarity)})
+        return out
+
     def mget(self, index: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:
             return {}
@@ -230,7 +283,46 @@ class ClusterBackend(ABC):
 
     def close(self) -> None:
         self.client.close()
+        if self._bulk_client is not self.client:
+            self._bulk_client.close()
 
 
-def raise_engine_error(what: str, url: str, exc: Exception) -> EngineError:
-    return EngineError(f"{url}: {what} failed: {exc}")
+class _RetryCounter:
+    """The bulk client as `streaming_bulk` sees it, counting the bulk requests that were retries.
+
+    streaming_bulk reads the actions lazily, one chunk at a time: it sends a chunk, and re-sends the
+    part the cluster refused with 429 (after its backoff) before it reads any further action. A bulk
+    request sent without an action read (or the end of the actions reached) since the previous one
+    is therefore a retry. Everything but `bulk` and `options` passes through to the client.
+    """
+
+    def __init__(self, client: Any, state: dict[str, Any] | None = None) -> None:
+        object.__setattr__(self, "_client", client)
+        object.__setattr__(self, "_state", state if state is not None else {"retries": 0, "fresh": False})
+
+    @property
+    def retries(self) -> int:
+        return int(self._state["retries"])
+
+    def watch(self, actions: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        state = self._state
+        for action in actions:
+            state["fresh"] = True
+            yield action
+        state["fresh"] = True
+
+    def bulk(self, *args: Any, **kwargs: Any) -> Any:
+        state = self._state
+        if not state["fresh"]:
+            state["retries"] += 1
+        state["fresh"] = False
+        return self._client.bulk(*args, **kwargs)
+
+    def options(self, **kwargs: Any) -> _RetryCounter:  # elasticsearch-py's helpers copy the client first
+        return _RetryCounter(self._client.options(**kwargs), self._state)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._client, name, value)

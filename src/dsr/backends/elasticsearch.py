@@ -10,7 +10,8 @@ import elasticsearch
 from elasticsearch import helpers
 
 from dsr.backends.base import IndexSpec
-from dsr.backends.cluster import ClusterBackend
+from dsr.backends.client_options import ClientOptions
+from dsr.backends.cluster import REQUEST_RETRIES, REQUEST_TIMEOUT_S, ClusterBackend
 from dsr.errors import EngineAuthError, EngineError, EngineUnavailable, IndexNotFound
 from dsr.settings import ConnectionSettings
 
@@ -21,17 +22,12 @@ class ElasticsearchBackend(ClusterBackend):
     @classmethod
     def connect(cls, settings: ConnectionSettings) -> ElasticsearchBackend:
         assert settings.engine_url
-        kwargs: dict[str, Any] = {"request_timeout": 30, "retry_on_timeout": True, "max_retries": 3,
-                                  "verify_certs": settings.verify_certs}
-        if settings.username:
-            kwargs["basic_auth"] = (settings.username, settings.password or "")
-        if settings.api_key:
-            kwargs["api_key"] = settings.api_key
-        if settings.ca_cert:
-            kwargs["ca_certs"] = settings.ca_cert
-        if not settings.verify_certs:
-            kwargs["ssl_show_warn"] = False
-        return cls(elasticsearch.Elasticsearch(settings.engine_url, **kwargs), settings.engine_url, helpers)
+        client = elasticsearch.Elasticsearch(
+            settings.engine_url, request_timeout=REQUEST_TIMEOUT_S, retry_on_timeout=True,
+            max_retries=REQUEST_RETRIES, **ClientOptions.from_settings(settings).elasticsearch_kwargs())
+        # bulk writes: the same connections, without the client's retries under streaming_bulk's own
+        bulk_client = client.options(max_retries=0, retry_on_timeout=False)
+        return cls(client, settings.engine_url, helpers, bulk_client=bulk_client)
 
     def _vector_mapping(self, spec: IndexSpec) -> dict[str, Any]:
         return {"type": "dense_vector", "dims": spec.dims, "index": True, "similarity": spec.similarity,
@@ -59,7 +55,7 @@ class ElasticsearchBackend(ClusterBackend):
         except (elasticsearch.AuthenticationException, elasticsearch.AuthorizationException) as e:
             raise EngineAuthError(
                 f"{self.url}: {what}: the cluster refused the credentials ({e.meta.status})") from None
-        except elasticsearch.ConnectionError as e:
+        except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout) as e:
             raise EngineUnavailable(f"{self.url}: {what}: cannot reach the cluster ({e})") from None
         except elasticsearch.ApiError as e:
             raise EngineError(f"{self.url}: {what}: {e.meta.status} {e.message}: {e.info}") from None

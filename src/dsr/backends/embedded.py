@@ -21,16 +21,19 @@ import tantivy
 
 from dsr.backends import filters as filter_lang
 from dsr.backends.base import EMBEDDING_FIELD, BulkFailure, BulkResult, Filters, Hit, IndexSpec
+from dsr.catalog import TEXT_FIELD_BOOSTS
 from dsr.errors import IndexNotFound, UsageError
 
-TEXT_FIELDS = {"title": 3.0, "brand_text": 2.0, "category_text": 1.5, "description": 1.0}
+TANTIVY_NAMES = {"brand": "brand_text", "category": "category_text"}  # the rest keep the catalog's name
+TANTIVY_FIELDS = {TANTIVY_NAMES.get(name, name): name for name in TEXT_FIELD_BOOSTS}  # tantivy -> catalog
+TANTIVY_BOOSTS = {tantivy_name: TEXT_FIELD_BOOSTS[name] for tantivy_name, name in TANTIVY_FIELDS.items()}
 _QUERY_UNSAFE = re.compile(r"[^0-9A-Za-z\u00C0-\uFFFF]+")
 
 
 def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("id", stored=True, tokenizer_name="raw")
-    for name in TEXT_FIELDS:
+    for name in TANTIVY_FIELDS:
         builder.add_text_field(name, stored=False, tokenizer_name="default")
     return builder.build()
 
@@ -160,8 +163,7 @@ class EmbeddedBackend:
                 continue
             rows.append((doc_id, encoded, blob))
             text_docs.append(tantivy.Document(
-                id=doc_id, title=_text(doc.get("title")), description=_text(doc.get("description")),
-                brand_text=_text(doc.get("brand")), category_text=_text(doc.get("category"))))
+                id=doc_id, **{tantivy_name: _text(doc.get(name)) for tantivy_name, name in TANTIVY_FIELDS.items()}))
             result.succeeded.append(doc_id)
         if rows:
             with files.lock:
@@ -199,7 +201,7 @@ class EmbeddedBackend:
             return []
         files.text.reload()
         searcher = files.text.searcher()
-        parsed = files.text.parse_query(cleaned.lower(), list(TEXT_FIELDS), field_boosts=TEXT_FIELDS)
+        parsed = files.text.parse_query(cleaned.lower(), list(TANTIVY_BOOSTS), field_boosts=TANTIVY_BOOSTS)
         fetch = size if not filters else size * 4
         while True:
             result = searcher.search(parsed, limit=fetch)
@@ -232,6 +234,10 @@ class EmbeddedBackend:
             start += batch
             batch *= 4
         return hits[:k]
+
+    def knn_similarities(self, index: str, vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        return {doc_id: float(emb @ query) for doc_id, emb in self.embeddings(index, ids).items()}
 
     def mget(self, index: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:

@@ -8,12 +8,12 @@ naming the URL and the cause.
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 
 import httpx
 
 from dsr.backends.base import SearchBackend
+from dsr.backends.client_options import ClientOptions
 from dsr.errors import EngineAuthError, EngineError, EngineUnavailable
 from dsr.settings import ConnectionSettings
 
@@ -22,13 +22,8 @@ def detect_flavor(settings: ConnectionSettings, *, timeout: float = 10.0) -> str
     url = (settings.engine_url or "").rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise EngineError(f"{url!r} is not a cluster URL: expected http(s)://host:port or 'embedded'")
-    verify: bool | str | ssl.SSLContext = settings.verify_certs
-    if settings.ca_cert and settings.verify_certs:
-        verify = ssl.create_default_context(cafile=settings.ca_cert)
-    headers = {"Authorization": f"ApiKey {settings.api_key}"} if settings.api_key else {}
-    auth = (settings.username, settings.password or "") if settings.username else None
     try:
-        resp = httpx.get(url + "/", headers=headers, auth=auth, verify=verify, timeout=timeout)
+        resp = httpx.get(url + "/", timeout=timeout, **ClientOptions.from_settings(settings).httpx_kwargs())
     except httpx.ConnectError as e:
         cause = "TLS handshake failed" if "SSL" in str(e) or "certificate" in str(e).lower() else "connection failed"
         raise EngineUnavailable(f"cannot reach {url}: {cause} ({e})") from None

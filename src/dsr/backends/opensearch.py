@@ -10,7 +10,8 @@ import opensearchpy
 from opensearchpy import helpers
 
 from dsr.backends.base import IndexSpec
-from dsr.backends.cluster import ClusterBackend
+from dsr.backends.client_options import ClientOptions
+from dsr.backends.cluster import REQUEST_RETRIES, REQUEST_TIMEOUT_S, ClusterBackend
 from dsr.errors import EngineAuthError, EngineError, EngineUnavailable, IndexNotFound
 from dsr.settings import ConnectionSettings
 
@@ -23,15 +24,14 @@ class OpenSearchBackend(ClusterBackend):
     @classmethod
     def connect(cls, settings: ConnectionSettings) -> OpenSearchBackend:
         assert settings.engine_url
-        kwargs: dict[str, Any] = {"timeout": 30, "retry_on_timeout": True, "max_retries": 3,
-                                  "verify_certs": settings.verify_certs, "ssl_show_warn": settings.verify_certs}
-        if settings.username:
-            kwargs["http_auth"] = (settings.username, settings.password or "")
-        if settings.api_key:
-            kwargs["headers"] = {"Authorization": f"ApiKey {settings.api_key}"}
-        if settings.ca_cert:
-            kwargs["ca_certs"] = settings.ca_cert
-        return cls(opensearchpy.OpenSearch([settings.engine_url], **kwargs), settings.engine_url, helpers)
+        options = ClientOptions.from_settings(settings).opensearch_kwargs()
+        client = opensearchpy.OpenSearch([settings.engine_url], timeout=REQUEST_TIMEOUT_S, retry_on_timeout=True,
+                                         max_retries=REQUEST_RETRIES, **options)
+        # bulk writes: a client without the transport's retries under streaming_bulk's own (opensearch-py
+        # has no per-request override of them)
+        bulk_client = opensearchpy.OpenSearch([settings.engine_url], timeout=REQUEST_TIMEOUT_S,
+                                              retry_on_timeout=False, max_retries=0, **options)
+        return cls(client, settings.engine_url, helpers, bulk_client=bulk_client)
 
     def _vector_mapping(self, spec: IndexSpec) -> dict[str, Any]:
         return {"type": "knn_vector", "dimension": spec.dims, "method": {

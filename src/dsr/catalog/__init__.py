@@ -4,9 +4,8 @@ The leaf of dsr's layers: training, evaluation, ingest and serving all read item
 """
 
 from dsr.catalog.fields import (
-    CATEGORY_SEPARATOR,
     EMBEDDING_FIELD,
-    KNOWN_FIELDS,
+    TEXT_FIELD_BOOSTS,
     TEXT_FIELDS,
     Item,
     category_levels,
@@ -16,11 +15,10 @@ from dsr.catalog.fields import (
 from dsr.catalog.readers import FORMATS, SourceRow, detect_format, read_catalog, read_catalog_items
 
 __all__ = [
-    "CATEGORY_SEPARATOR",
     "EMBEDDING_FIELD",
     "FORMATS",
-    "KNOWN_FIELDS",
     "TEXT_FIELDS",
+    "TEXT_FIELD_BOOSTS",
     "Item",
     "SourceRow",
     "category_levels",

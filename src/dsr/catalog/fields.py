@@ -7,13 +7,20 @@ these helpers read the well-known fields with the defaults the models rely on.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 Item = Mapping[str, Any]
 
-KNOWN_FIELDS = ("id", "title", "description", "brand", "category", "price", "attributes")
-TEXT_FIELDS = ("title", "description", "brand", "category")
-CATEGORY_SEPARATOR = " > "
+TEXT_FIELD_BOOSTS: Mapping[str, float] = MappingProxyType({
+    "title": 3.0, "brand": 2.0, "category": 1.5, "description": 1.0})
+"""The catalog's text fields, which term search matches, each with its weight in the match.
+
+The title says most about what an item is, brand and category name it in the shoppers' own words,
+and the description matches almost anything. Each backend spells these in its engine's terms (the
+cluster's `multi_match` fields, the embedded index's tantivy fields); validation checks them all.
+"""
+TEXT_FIELDS: tuple[str, ...] = tuple(TEXT_FIELD_BOOSTS)
 EMBEDDING_FIELD = "embedding"  # the item vector dsr adds to a document; reserved in catalog rows
 
 

@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dsr.catalog.fields import EMBEDDING_FIELD
+from dsr.catalog.fields import EMBEDDING_FIELD, TEXT_FIELDS
 
 TOMBSTONE_FIELD = "_deleted"
 NUMERIC_FIELDS = ("price", "popularity", "ctr", "cvr", "sales", "rating", "review_count")
-TEXT_FIELDS = ("description", "brand", "category")
 _TRUE = {"true", "1", "yes"}
 
 
@@ -88,17 +87,13 @@ def _problem(row: Mapping[str, Any], limits: Limits) -> str | None:
     title = row.get("title")
     if title is None or (isinstance(title, str) and not title.strip()):
         return "missing title"
-    if not isinstance(title, str):
-        return f"title must be a string, got {type(title).__name__}"
-    if len(title) > limits.title_chars:
-        return f"title is longer than {limits.title_chars} characters ({len(title)})"
     for name in TEXT_FIELDS:
         value = row.get(name)
         if value is None:
             continue
         if not isinstance(value, str):
             return f"{name} must be a string, got {type(value).__name__}"
-        limit = limits.description_chars if name == "description" else limits.short_chars
+        limit = _text_limit(name, limits)
         if len(value) > limit:
             return f"{name} is longer than {limit} characters ({len(value)})"
     for name in NUMERIC_FIELDS:
@@ -123,6 +118,12 @@ def _problem(row: Mapping[str, Any], limits: Limits) -> str | None:
         if name.startswith("_") and name != TOMBSTONE_FIELD:
             return f"field name {name!r} starts with '_', which the search engines reserve"
     return None
+
+
+def _text_limit(name: str, limits: Limits) -> int:
+    if name == "title":
+        return limits.title_chars
+    return limits.description_chars if name == "description" else limits.short_chars
 
 
 def _number(value: Any) -> float | int | None:

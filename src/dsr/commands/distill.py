@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterable
+
+    from dsr.reranker.distill import CandidateSource, ScoredPair, StudentTrainConfig
+    from dsr.reranker.groups import RankGroup
 
 
 @click.group("distill")
@@ -68,7 +75,7 @@ def augment_command(ctx: click.Context, teacher_dir: Path, catalog: Path, out: P
         written = queries_from_titles(list(items.values()), title_queries, exclude=queries)
         _err(f"{len(written)} queries written from titles")
         queries += written
-    sources = []
+    sources: list[CandidateSource] = []
     if index_name:
         from dsr.backends.factory import connect
 
@@ -113,7 +120,6 @@ def train_command(scored: Path, catalog: Path, out: Path, validation: Path | Non
     from dsr.errors import UsageError
     from dsr.jobs.distill import read_catalog_map, read_graded
     from dsr.reranker.distill import (
-        StudentTrainConfig,
         hold_out_validation,
         margin_groups,
         read_scored,
@@ -121,17 +127,13 @@ def train_command(scored: Path, catalog: Path, out: Path, validation: Path | Non
     )
     from dsr.reranker.features import FeatureConfig, FeatureExtractor
 
-    try:
-        sizes = tuple(int(h) for h in hidden.split(","))
-    except ValueError:
-        sizes = ()
-    if len(sizes) != 3 or min(sizes) < 1:
-        raise UsageError(f"--hidden needs three positive sizes, e.g. 256,128,64 (got {hidden!r})")
+    cfg = student_config(epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, hidden=hidden, patience=patience,
+                         seed=seed, progress=progress)
     items, rejected = read_catalog_map(catalog)
     if rejected:
         _err(f"{catalog}: {rejected} catalog rows rejected")
-    rows = read_scored(scored)
-    val_groups = []
+    rows: Iterable[ScoredPair] = read_scored(scored)
+    val_groups: list[RankGroup] = []
     if validation is not None:
         val_groups, rows, val_skipped = hold_out_validation(rows, read_graded(validation, _err), items)
         for why, n in sorted(val_skipped.items()):
@@ -143,14 +145,29 @@ def train_command(scored: Path, catalog: Path, out: Path, validation: Path | Non
     groups, skipped = margin_groups(rows, items, max_pairs_per_query=max_pairs_per_query, seed=seed)
     for why, n in sorted(skipped.items()):
         _err(f"skipped {n} ({why})")
-    cfg = StudentTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, hidden=sizes,  # type: ignore[arg-type]
-                             patience=patience, seed=seed, progress=progress)
     ranker, summary = train_student(groups, FeatureExtractor(FeatureConfig(), items), cfg, val_groups=val_groups)
     ranker.save(out, extra={"trained_by": "distill", "teacher_scored": str(scored)})
     kept = (f", kept epoch {summary.best_epoch} (validation NDCG@10 {summary.best_val['ndcg@10']:.4f})"
             if val_groups else "")
     click.echo(f"saved {out} ({summary.pairs} pairs over {summary.groups} queries, {summary.epochs_run} epochs{kept}, "
                f"final margin MSE {summary.history[-1]['train_loss']:.4f})")
+
+
+def student_config(*, epochs: int, batch_size: int, lr: float, dim: int, hidden: str, patience: int, seed: int,
+                   progress: bool) -> StudentTrainConfig:
+    """The training options on the student's schedule; `hidden` is the three comma-separated layer sizes."""
+    from dsr.errors import UsageError
+    from dsr.reranker.distill import STUDENT_SCHEDULE, StudentTrainConfig
+
+    try:
+        sizes = tuple(int(h) for h in hidden.split(","))
+    except ValueError:
+        sizes = ()
+    if len(sizes) != 3 or min(sizes) < 1:
+        raise UsageError(f"--hidden needs three positive sizes, e.g. 256,128,64 (got {hidden!r})")
+    schedule = STUDENT_SCHEDULE.replace(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
+                                        progress=progress)
+    return StudentTrainConfig(schedule=schedule, dim=dim, hidden=(sizes[0], sizes[1], sizes[2]))
 
 
 def _err(msg: str) -> None:

@@ -43,7 +43,8 @@ def ingest(ctx: click.Context, catalog: Path | None, index_name: str, engine_url
            no_embedding_field: bool, device: str | None, quiet: bool, report_path: Path | None) -> None:
     """Validate, encode and write CATALOG (jsonl, csv or parquet) to the cluster and the sidecar.
 
-    Re-running the same command after a crash resumes from the checkpoint. Rows with `"_deleted": true`
+    Re-running the same command after a crash, or after the cluster could not take a batch (unreachable,
+    or still overloaded after the bulk write's backoff), resumes from the checkpoint. Rows with `"_deleted": true`
     are deleted. Exit status: 0 all written, 4 some rows rejected, 5 stopped past --max-rejects.
     """
     from dsr.backends import connect

@@ -25,6 +25,7 @@ from dsr.settings import ConnectionSettings
 @click.pass_obj
 def search(conn: ConnectionSettings, query: str, **opts: Any) -> None:
     """Run QUERY through term match + DSR neighbours + fusion + re-ranking and print the hits."""
+    from dsr.search.request import SearchRequest
     from dsr.server.components import build_searcher
 
     settings = build_settings(conn, **opts)
@@ -39,8 +40,8 @@ def search(conn: ConnectionSettings, query: str, **opts: Any) -> None:
             raise UsageError("--user must be a JSON object")
     searcher = build_searcher(settings)
     try:
-        result = searcher.run(query, user=user, filters=filters or None, size=opts["size"],
-                              rerank=not opts["no_rerank"])
+        result = searcher.run(SearchRequest(query, user=user, filters=filters or None, size=opts["size"],
+                                            rerank=not opts["no_rerank"]))
     finally:
         searcher.close()
         searcher.backend.close()

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dsr.encoders.backbone_tuning import BackboneTuneConfig
+    from dsr.encoders.trainer import TrainConfig
 
 
 @click.group("train")
@@ -65,8 +70,6 @@ def retrieval(catalog: Path, logs: tuple[Path, ...], judgments: Path | None, out
               batch_size: int, lr: float, seed: int, validation_share: float, device: str | None,
               threads: int, progress: bool) -> None:
     """Train the DSR query and item towers from search logs (and judgments)."""
-    from dsr.encoders.backbone_tuning import BackboneTuneConfig
-    from dsr.encoders.trainer import TrainConfig
     from dsr.jobs.train_retrieval import RetrievalJob, parse_csv_option, parse_hidden, run_retrieval_job
     from dsr.logs.triples import TripleConfig
 
@@ -77,11 +80,10 @@ def retrieval(catalog: Path, logs: tuple[Path, ...], judgments: Path | None, out
         applications=applications or None, max_errors=max_errors, negatives=kinds,
         backbone=None if backbone == "none" else backbone, personalise=personalise, dim=dim,
         hidden=tuple(parse_hidden(hidden)), validation_share=validation_share, device=device,
-        train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, loss=loss, margin=margin,
-                          in_batch=in_batch, seed=seed, threads=threads or None, progress=progress),
-        tune_backbone=BackboneTuneConfig(epochs=backbone_epochs, lr=backbone_lr, batch_size=backbone_batch_size,
-                                         seed=seed, threads=threads or None, progress=progress)
-        if tune_backbone else None,
+        train=two_tower_config(epochs=epochs, batch_size=batch_size, lr=lr, loss=loss, margin=margin,
+                               in_batch=in_batch, seed=seed, threads=threads, progress=progress),
+        tune_backbone=backbone_config(epochs=backbone_epochs, lr=backbone_lr, batch_size=backbone_batch_size,
+                                      seed=seed, threads=threads, progress=progress) if tune_backbone else None,
     )
     _, report = run_retrieval_job(job, log=lambda m: click.echo(m, err=True))
     for problems in (report.logs, report.judgments):
@@ -94,6 +96,26 @@ def retrieval(catalog: Path, logs: tuple[Path, ...], judgments: Path | None, out
     val = f", validation recall@100 {best.val_recall:.4f}" if best and best.val_recall is not None else ""
     click.echo(f"saved {out} ({report.triples} triples, best epoch {res.best_epoch}{val}, "
                f"{res.triples_per_s:.0f} triples/s)")
+
+
+def two_tower_config(*, epochs: int, batch_size: int, lr: float, loss: str, margin: float, in_batch: bool, seed: int,
+                     threads: int, progress: bool) -> TrainConfig:
+    """The tower training options on the two-tower trainer's schedule (`--threads 0`: torch's default)."""
+    from dsr.encoders.trainer import TWO_TOWER_SCHEDULE, TrainConfig
+
+    schedule = TWO_TOWER_SCHEDULE.replace(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                                          threads=threads or None, progress=progress)
+    return TrainConfig(schedule=schedule, loss=loss, margin=margin, in_batch=in_batch)
+
+
+def backbone_config(*, epochs: float, lr: float, batch_size: int, seed: int, threads: int, progress: bool
+                    ) -> BackboneTuneConfig:
+    """The `--backbone-*` options on the backbone tuning's schedule (warm-up and weight decay stay its own)."""
+    from dsr.encoders.backbone_tuning import BACKBONE_SCHEDULE, BackboneTuneConfig
+
+    return BackboneTuneConfig(schedule=BACKBONE_SCHEDULE.replace(epochs=epochs, lr=lr, batch_size=batch_size,
+                                                                 seed=seed, threads=threads or None,
+                                                                 progress=progress))
 
 
 from dsr.commands.train_teacher import teacher as _teacher  # noqa: E402

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dsr.reranker.trainer import SiameseTrainConfig
 
 
 @click.command("ranker")
@@ -58,7 +62,6 @@ def ranker(settings, logs: tuple[Path, ...], judgments: Path | None, unjudged_gr
     from dsr.errors import UsageError
     from dsr.jobs.train_ranker import RankerJob, run_ranker_job
     from dsr.reranker.pairs import PositionBias
-    from dsr.reranker.trainer import SiameseTrainConfig
 
     if not 0.0 <= validation_share < 1.0:
         raise UsageError("--validation-share must be in [0, 1)")
@@ -70,10 +73,20 @@ def ranker(settings, logs: tuple[Path, ...], judgments: Path | None, unjudged_gr
         model=model_dir, unjudged_grade=unjudged_grade,
         cache_dir=Path(settings.data_dir) / "cache" / "embeddings" if settings else None,
         bias=PositionBias(eta=position_eta, max_weight=max_weight),
-        train=SiameseTrainConfig(use_text=feature_set == "all", epochs=epochs, patience=patience,
-                                 batch_size=batch_size, lr=lr, seed=seed, threads=threads, progress=progress),
+        train=siamese_config(feature_set=feature_set, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr,
+                             seed=seed, threads=threads, progress=progress),
     )
     report = run_ranker_job(job, log=lambda m: click.echo(m, err=True))
     for line in report.log_problems[:20]:
         click.echo(f"rejected {line}", err=True)
     click.echo(f"ranker written to {out}")
+
+
+def siamese_config(*, feature_set: str, epochs: int, patience: int, batch_size: int, lr: float, seed: int,
+                   threads: int, progress: bool) -> SiameseTrainConfig:
+    """The training options on the Siamese ranker's schedule."""
+    from dsr.reranker.trainer import RANKER_SCHEDULE, SiameseTrainConfig
+
+    schedule = RANKER_SCHEDULE.replace(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed,
+                                       threads=threads, progress=progress)
+    return SiameseTrainConfig(schedule=schedule, use_text=feature_set == "all")

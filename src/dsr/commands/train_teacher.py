@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dsr.reranker.distill import TeacherTrainConfig
 
 
 @click.command("teacher")
@@ -34,7 +38,7 @@ def teacher(judgments: Path, catalog: Path, out: Path, classes: int | None, nega
             device: str | None, seed: int, progress: bool) -> None:
     """Fine-tune a cross-encoder teacher (query and item in one input) on graded judgments."""
     from dsr.jobs.distill import read_catalog_map, read_graded, teacher_examples
-    from dsr.reranker.distill import GradeScale, TeacherTrainConfig, train_teacher
+    from dsr.reranker.distill import GradeScale, train_teacher
 
     def log(msg: str) -> None:
         click.echo(msg, err=True)
@@ -47,10 +51,20 @@ def teacher(judgments: Path, catalog: Path, out: Path, classes: int | None, nega
     examples, report = teacher_examples(graded, items, scale, negatives_per_query=negatives_per_query, seed=seed)
     for why, n in sorted(report.skipped.items()):
         log(f"skipped {n} judged pairs ({why})")
-    cfg = TeacherTrainConfig(max_length=max_length, max_pairs=max_pairs or None, epochs=epochs,
-                             batch_size=batch_size, lr=lr, freeze_layers=freeze_layers, device=device, seed=seed)
-    model, summary = train_teacher(examples, scale, cfg, progress=progress)
+    cfg = teacher_config(max_length=max_length, max_pairs=max_pairs, epochs=epochs, batch_size=batch_size, lr=lr,
+                         freeze_layers=freeze_layers, device=device, seed=seed, progress=progress)
+    model, summary = train_teacher(examples, scale, cfg)
     model.save(out)
     click.echo(f"saved {out} ({summary.pairs} pairs incl. {report.negatives} negatives, {summary.steps} steps, "
                f"loss {summary.first_loss:.3f} -> {summary.last_loss:.3f}; grades {scale.low:g}..{scale.high:g} "
                f"in {scale.classes} classes)")
+
+
+def teacher_config(*, max_length: int, max_pairs: int, epochs: int, batch_size: int, lr: float, freeze_layers: int,
+                   device: str | None, seed: int, progress: bool) -> TeacherTrainConfig:
+    """The training options on the teacher's schedule (`--max-pairs 0`: every pair)."""
+    from dsr.reranker.distill import TEACHER_SCHEDULE, TeacherTrainConfig
+
+    schedule = TEACHER_SCHEDULE.replace(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress)
+    return TeacherTrainConfig(schedule=schedule, max_length=max_length, max_pairs=max_pairs or None,
+                              freeze_layers=freeze_layers, device=device)

@@ -20,32 +20,44 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dsr.device import resolve_device
 from dsr.errors import InputError
-from dsr.finetune import clipped_step, warmup_decay
 from dsr.logs.triples import Triple
+from dsr.schedule import TrainSchedule, clipped_step, warmup_decay
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 
+BACKBONE_SCHEDULE = TrainSchedule(epochs=1.0, batch_size=64, lr=5e-5, weight_decay=0.01, warmup_share=0.1)
+_OWN_FIELDS = ("temperature", "max_seq_length")
+
+
 @dataclass(frozen=True)
 class BackboneTuneConfig:
-    epochs: float = 1.0  # fractions allowed: 0.5 = half the triples
-    batch_size: int = 64
-    lr: float = 5e-5
-    warmup_share: float = 0.1
+    schedule: TrainSchedule = BACKBONE_SCHEDULE  # epochs may be a fraction: 0.5 = half the triples
     temperature: float = 0.05
     max_seq_length: int = 48
-    seed: int = 0
-    threads: int | None = None
-    progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.epochs <= 0 or self.batch_size < 2 or self.lr <= 0 or self.temperature <= 0:
-            raise InputError("backbone tuning needs epochs > 0, batch size >= 2, lr > 0 and temperature > 0")
+        if self.schedule.batch_size < 2 or self.temperature <= 0:
+            raise InputError("backbone tuning needs a batch size >= 2 and temperature > 0")
+        if self.schedule.patience is not None:
+            raise InputError("backbone tuning has no validation to stop early on: its schedule takes no patience")
+
+    def to_config(self) -> dict[str, Any]:
+        """The flat record stored in a model's `info.backbone_tuning`."""
+        s = self.schedule
+        return {"epochs": s.epochs, "batch_size": s.batch_size, "lr": s.lr, "warmup_share": s.warmup_share,
+                "temperature": self.temperature, "max_seq_length": self.max_seq_length, "seed": s.seed,
+                "threads": s.threads, "progress": s.progress}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> BackboneTuneConfig:
+        """Read `to_config()`'s record back; fields it lacks keep their defaults."""
+        return cls(schedule=BACKBONE_SCHEDULE.updated(config), **{k: config[k] for k in _OWN_FIELDS if k in config})
 
 
 @dataclass(frozen=True)
@@ -85,11 +97,12 @@ def tune_backbone(
     from tqdm.auto import tqdm
 
     config = config or BackboneTuneConfig()
+    schedule = config.schedule
     say = log or (lambda _m: None)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
+    if schedule.threads:
+        torch.set_num_threads(schedule.threads)
+    torch.manual_seed(schedule.seed)
+    rng = random.Random(schedule.seed)
     usable = [t for t in triples if t.positive in item_texts and (t.negative is None or t.negative in item_texts)]
     if not usable:
         raise InputError("no training triple refers to catalog items: nothing to tune the backbone on")
@@ -100,9 +113,10 @@ def tune_backbone(
 
     model = fresh_minilm(device)
     model.max_seq_length = config.max_seq_length
-    steps = max(1, math.ceil(len(usable) * config.epochs / config.batch_size))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
-    schedule = warmup_decay(optimizer, steps, int(steps * config.warmup_share))
+    batch_size = schedule.batch_size
+    steps = max(1, math.ceil(len(usable) * schedule.epochs / batch_size))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
+    lr_schedule = warmup_decay(optimizer, schedule, steps)
     dev = model.device
     tokenize = getattr(model, "preprocess", None) or model.tokenize  # renamed in sentence-transformers 5
 
@@ -115,13 +129,13 @@ def tune_backbone(
     losses: list[float] = []
     model.train()
     started = time.perf_counter()
-    with tqdm(total=steps, desc="tuning backbone", unit="step", disable=not config.progress) as bar:
+    with tqdm(total=steps, desc="tuning backbone", unit="step", disable=not schedule.progress) as bar:
         for _step in range(steps):
-            if len(order) < config.batch_size:
+            if len(order) < batch_size:
                 more = list(usable)
                 rng.shuffle(more)
                 order += more
-            batch, order = order[: config.batch_size], order[config.batch_size:]
+            batch, order = order[:batch_size], order[batch_size:]
             negatives = [t.negative if t.negative is not None else rng.choice(all_ids) for t in batch]
             columns = [t.positive for t in batch] + negatives
             q = embed([t.query for t in batch])
@@ -131,15 +145,15 @@ def tune_backbone(
                                  for r, t in enumerate(batch)], device=dev)
             logits = logits.masked_fill(mask, -1e4)
             loss = F.cross_entropy(logits, torch.arange(len(batch), device=dev))
-            losses.append(clipped_step(loss, model, optimizer, schedule))
+            losses.append(clipped_step(loss, model, optimizer, lr_schedule))
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     model.eval()
     seconds = time.perf_counter() - started
     tail = losses[-max(1, len(losses) // 10):]
-    result = BackboneTuneResult(steps=steps, triples=steps * config.batch_size, seconds=seconds,
+    result = BackboneTuneResult(steps=steps, triples=steps * batch_size, seconds=seconds,
                                 first_loss=losses[0], last_loss=sum(tail) / len(tail))
-    say(f"backbone tuned: {steps} steps of {config.batch_size} in {seconds:.0f}s, "
+    say(f"backbone tuned: {steps} steps of {batch_size} in {seconds:.0f}s, "
         f"loss {result.first_loss:.3f} -> {result.last_loss:.3f}")
     return model, result
 

@@ -27,28 +27,43 @@ from dsr.encoders.losses import LOSSES
 from dsr.encoders.model import TwoTowerModel
 from dsr.errors import InputError
 from dsr.logs.triples import Triple
+from dsr.schedule import TrainSchedule
+
+TWO_TOWER_SCHEDULE = TrainSchedule(epochs=5, batch_size=256, lr=2e-3, threads=1)  # threads: see --threads
+_OWN_FIELDS = ("loss", "margin", "temperature", "in_batch", "eval_k")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 5
-    batch_size: int = 256
-    lr: float = 2e-3
-    weight_decay: float = 0.0
+    schedule: TrainSchedule = TWO_TOWER_SCHEDULE
     loss: str = "hinge"  # "hinge" (the paper's) or "softmax" (in-batch sampled softmax)
     margin: float = 0.3
     temperature: float = 0.05
     in_batch: bool = True
-    seed: int = 0
     eval_k: int = 100
-    threads: int | None = 1  # more threads only help on an idle machine; see --threads
-    progress: bool = True
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise InputError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
-        if self.epochs < 1 or self.batch_size < 2:
-            raise InputError("epochs must be >= 1 and batch size >= 2")
+        self.schedule.whole_epochs("the two-tower trainer")
+        if self.schedule.batch_size < 2:
+            raise InputError("the two-tower trainer needs a batch size >= 2")
+        if self.schedule.warmup_share or self.schedule.patience is not None:
+            raise InputError("the two-tower trainer keeps a constant learning rate and runs every epoch: "
+                             "its schedule takes no warm-up and no patience")
+
+    def to_config(self) -> dict[str, Any]:
+        """The flat record stored in a model's `info.train`."""
+        s = self.schedule
+        return {"epochs": s.epochs, "batch_size": s.batch_size, "lr": s.lr, "weight_decay": s.weight_decay,
+                "loss": self.loss, "margin": self.margin, "temperature": self.temperature,
+                "in_batch": self.in_batch, "seed": s.seed, "eval_k": self.eval_k, "threads": s.threads,
+                "progress": s.progress}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TrainConfig:
+        """Read `to_config()`'s record back; fields it lacks keep their defaults."""
+        return cls(schedule=TWO_TOWER_SCHEDULE.updated(config), **{k: config[k] for k in _OWN_FIELDS if k in config})
 
 
 @dataclass(frozen=True)
@@ -118,10 +133,12 @@ def train_two_tower(
 ) -> TrainResult:
     """Train in place; with `validation` (query -> item -> gain) the best epoch's weights are kept."""
     config = config or TrainConfig()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+    schedule = config.schedule
+    epochs = schedule.whole_epochs("the two-tower trainer")
+    if schedule.threads:
+        torch.set_num_threads(schedule.threads)
+    torch.manual_seed(schedule.seed)
+    rng = np.random.default_rng(schedule.seed)
     say = log or (lambda _msg: None)
 
     item_ids = [str(it["id"]) for it in catalog]
@@ -134,12 +151,13 @@ def train_two_tower(
         enc = model.backbone_encoder()
         item_backbone = enc.encode_items(catalog) if item_backbone is None else item_backbone
         query_backbone = query_backbone or enc.encode_queries
+    backbone_of = query_backbone
 
     t0 = time.perf_counter()
     item_feats = model.featurizer.items(catalog, item_backbone)
     query_texts = sorted({t.query for t in usable} | set(validation or {}))
     q_index = {q: i for i, q in enumerate(query_texts)}
-    q_backbone = query_backbone(query_texts) if model.config.features.backbone else None
+    q_backbone = backbone_of(query_texts) if backbone_of is not None and model.config.features.backbone else None
     users: list[UserContext | None] = [
         {"segment": (segments or {}).get(t.user_id or ""), "recent_clicks": t.recent_clicks}
         if model.config.features.use_user else None for t in usable
@@ -154,11 +172,12 @@ def train_two_tower(
         f"in {time.perf_counter() - t0:.1f}s")
 
     loss_fn = LOSSES[config.loss](config.margin) if config.loss == "hinge" else LOSSES[config.loss](config.temperature)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
     dev = model.device
     history: list[EpochResult] = []
     best_state, best_metric, best_epoch = None, -1.0, 0
-    val_queries = [q for q in (validation or {}) if any(g > 0 for g in validation[q].values())]
+    judged = validation or {}
+    val_queries = [q for q in judged if any(g > 0 for g in judged[q].values())]
     val_backbone = q_backbone[[q_index[q] for q in val_queries]] if q_backbone is not None else None
 
     def validate() -> float | None:
@@ -173,15 +192,15 @@ def train_two_tower(
         say(f"epoch 0: validation recall@{config.eval_k} {best_metric:.4f}")
     train_seconds = 0.0
     seen = 0
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, epochs + 1):
         model.train()
         order = rng.permutation(len(usable))
         total, batches = 0.0, 0
         start = time.perf_counter()
-        bar = tqdm(range(0, len(order), config.batch_size), desc=f"epoch {epoch}/{config.epochs}",
-                   unit="batch", disable=not config.progress, leave=False)
+        bar = tqdm(range(0, len(order), schedule.batch_size), desc=f"epoch {epoch}/{epochs}",
+                   unit="batch", disable=not schedule.progress, leave=False)
         for s in bar:
-            idx = order[s : s + config.batch_size]
+            idx = order[s : s + schedule.batch_size]
             if len(idx) < 2:
                 continue
             cand, inverse = np.unique(np.concatenate([pos_rows[idx], neg_rows[idx][neg_rows[idx] >= 0]]),
@@ -189,6 +208,7 @@ def train_two_tower(
             pos_col = torch.as_tensor(inverse[: len(idx)], device=dev)
             qf = _take_queries(base_qf, triple_q[idx])
             if user_qf is not None:
+                assert user_qf.segment_ids is not None and user_qf.click_ids is not None  # use_user builds both
                 qf.segment_ids, qf.click_ids = user_qf.segment_ids[idx], [user_qf.click_ids[i] for i in idx]
             qv = model.query_tower(qf)
             iv = model.item_tower(_take_items(item_feats, cand))

@@ -14,7 +14,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,6 +30,7 @@ from dsr.engines.distribution import (
     install,
     java_home,
 )
+from dsr.engines.ports import free_port
 from dsr.errors import EngineStartError
 
 HEAP = os.environ.get("DSR_ENGINE_HEAP", "512m")
@@ -61,12 +61,6 @@ def _chown_tree(path: Path, user: str) -> None:
     entry = pwd.getpwnam(user)
     for p in [path, *path.rglob("*")]:
         os.chown(p, entry.pw_uid, entry.pw_gid)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _settings(flavor: str, http_port: int, transport_port: int, data: Path, logs: Path) -> dict[str, str]:

@@ -82,9 +82,6 @@ class Comparison:
     ties: int
     losses: int
 
-    def significant(self, alpha: float = 0.05) -> bool:
-        return self.p_value < alpha
-
 
 def compare_runs(
     qrels: Mapping[str, Mapping[str, int]],

@@ -12,8 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+Values = Sequence[float] | np.ndarray  # one group's scores or labels, a list or an array
 
-def session_auc(scores: Sequence[float], labels: Sequence[float]) -> float | None:
+
+def session_auc(scores: Values, labels: Values) -> float | None:
     """Correctly ordered share of the pairs with different labels; None when there is none."""
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
@@ -26,7 +28,7 @@ def session_auc(scores: Sequence[float], labels: Sequence[float]) -> float | Non
     return float(correct / n)
 
 
-def ndcg_at_k(scores: Sequence[float], labels: Sequence[float], k: int) -> float | None:
+def ndcg_at_k(scores: Values, labels: Values, k: int) -> float | None:
     """NDCG@k of ordering the candidates by score; None when no candidate has a positive gain."""
     y = np.asarray(labels, dtype=np.float64)
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:k]
@@ -39,7 +41,8 @@ def ndcg_at_k(scores: Sequence[float], labels: Sequence[float], k: int) -> float
 
 
 def mean_over_groups(
-    scores: Sequence[Sequence[float]], labels: Sequence[Sequence[float]], *, k: Sequence[int] = (5,)
+    scores: Sequence[Values], labels: Sequence[Values], *,
+    k: Sequence[int] = (5,)
 ) -> dict[str, float]:
     """`session_auc` and `ndcg@k` averaged over the groups where each is defined."""
     aucs = [a for s, y in zip(scores, labels, strict=True) if (a := session_auc(s, y)) is not None]

@@ -4,8 +4,8 @@ Order matters for consistency. A batch reaches the sidecar only after the cluste
 and only the acknowledged ids; a document the cluster refused goes to the rejects file instead. The
 checkpoint moves forward only after both stores (and the rejects file) are durable, so a crash at any
 point leaves at most one batch to redo, and redoing it is harmless: both stores upsert by id.
-The sidecar also keeps the fields the ranker reads of each item (`dsr.sidecar.items`), so serving
-needs no `mget` to re-rank sidecar neighbours.
+The sidecar also keeps a record of each item with every field a ranker can read (`dsr.sidecar.items`),
+so serving needs no `mget` to re-rank sidecar neighbours, whichever ranker it serves.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from dsr.catalog.validate import Limits, check_id, validate_row
 from dsr.encoders.base import Encoder
 from dsr.errors import UsageError
 from dsr.ingest.checkpoint import Checkpoint, RejectsFile, fingerprint
-from dsr.ingest.writer import ClusterWriter, RetryPolicy
-from dsr.reranker.features import FeatureConfig
+from dsr.ingest.writer import ClusterWriter
 from dsr.sidecar.store import SidecarStore
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,6 @@ class IngestOptions:
     fmt: str | None = None
     sidecar_kind: str = "auto"
     limits: Limits = field(default_factory=Limits)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -56,6 +54,10 @@ class IngestOptions:
 
 @dataclass
 class IngestReport:
+    """What a run did. `cluster_retries` counts the bulk requests that re-sent documents the cluster
+    had refused with 429 (the backend's backoff, for writes and deletions alike); a run that could not
+    reach the cluster stops with an error instead, and its re-run resumes from the checkpoint."""
+
     index: str
     catalog: str | None
     sidecar: str
@@ -101,21 +103,12 @@ class _Pending:
     deleted: bool
 
 
-@dataclass
-class _Counts:
-    read: int = 0
-    written: int = 0
-    deleted: int = 0
-    rejected: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
-
-
 class _Run:
     """State of one ingest run: the two stores, the rejects file, counters and timers."""
 
     def __init__(self, backend: SearchBackend, index: str, encoder: Encoder, store: SidecarStore,
                  rejects: RejectsFile, options: IngestOptions, report: IngestReport) -> None:
-        self.writer = ClusterWriter(backend, index, options.retry)
+        self.writer = ClusterWriter(backend, index)
         self.encoder = encoder
         self.store = store
         self.rejects = rejects
@@ -171,6 +164,7 @@ class _Run:
         outcome = self.writer.delete(ids)
         t1 = time.perf_counter()
         self.report.cluster_seconds += t1 - t0
+        self.report.cluster_retries += outcome.retries
         by_id = {p.item["id"]: p for p in deletes}
         for failure in outcome.failed:
             pending = by_id[failure.id]
@@ -198,7 +192,7 @@ def ingest(
     sidecar_dir: Path,
     rejects_path: Path,
     checkpoint_path: Path,
-    delete_ids: Iterable[tuple[int, str]] | None = None,
+    delete_ids: Iterable[tuple[int, str | None]] | None = None,
     options: IngestOptions = IngestOptions(),
 ) -> IngestReport:
     """Ingest `catalog` (and/or delete `delete_ids`, pairs of line number and id) into both stores."""
@@ -207,7 +201,7 @@ def ingest(
                           rejects_file=str(rejects_path))
     backend.ensure_index(IndexSpec(index, dims=encoder.dim if options.embed_in_cluster else None))
     store = SidecarStore.open(sidecar_dir, dim=encoder.dim, kind=options.sidecar_kind, device="cpu",
-                              record_fields=FeatureConfig().item_fields)
+                              keep_records=True)
     checkpoint: Checkpoint | None = None
     resume = None
     if catalog is not None:
@@ -315,7 +309,7 @@ def _take(run: _Run, row: SourceRow, seen: dict[str, int], batch: list[_Pending]
     batch.append(_Pending(row, checked.item, checked.deleted))
 
 
-def _delete_ids(run: _Run, delete_ids: Iterable[tuple[int, str]]) -> None:
+def _delete_ids(run: _Run, delete_ids: Iterable[tuple[int, str | None]]) -> None:
     batch: list[_Pending] = []
     for line, raw_id in delete_ids:
         item_id, reason = check_id(raw_id, run.options.limits)
@@ -329,7 +323,7 @@ def _delete_ids(run: _Run, delete_ids: Iterable[tuple[int, str]]) -> None:
     run.flush(batch)
 
 
-def read_delete_file(path: Path) -> Iterator[tuple[int, str]]:
+def read_delete_file(path: Path) -> Iterator[tuple[int, str | None]]:
     """Ids to delete: one per line, or jsonl rows with an `id` field; blank lines are skipped."""
     import json
 
@@ -340,9 +334,10 @@ def read_delete_file(path: Path) -> Iterator[tuple[int, str]]:
             text = bline.decode("utf-8", "backslashreplace").strip()
             if not text:
                 continue
+            doc_id: str | None = text
             if text.startswith("{"):
                 try:
-                    text = json.loads(text).get("id")
+                    doc_id = json.loads(text).get("id")
                 except (ValueError, AttributeError):
-                    text = None
-            yield number, text
+                    doc_id = None
+            yield number, doc_id

@@ -4,7 +4,9 @@ The cluster is the source of truth (it holds the documents): ids missing from th
 re-encoded from their cluster source and added, ids only in the sidecar are removed from it. The
 ranker's item records beside the vectors are checked the same way: a sidecar item without a record
 (for instance one written before dsr kept records) gets one from its cluster source, and records of
-items no longer in the sidecar are removed.
+items no longer in the sidecar are removed. Records that hold only a declared list of fields (as an
+older dsr wrote them) count as missing: they cannot stand in for every ranker, and a repair rewrites
+them all as ingest writes records now (`ItemRecords.open_for_every_scalar`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import numpy as np
 from dsr.backends.base import SearchBackend
 from dsr.encoders.base import Encoder
 from dsr.errors import UsageError
-from dsr.reranker.features import FeatureConfig
 from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.items import ItemRecords
 from dsr.sidecar.storage import is_sidecar_dir
@@ -93,7 +94,7 @@ def verify(backend: SearchBackend, index: str, sidecar_dir: Path, *, repair: boo
         sidecar_ids, sidecar_dim = set(loaded.ids()), loaded.dim
         del loaded
     records = ItemRecords.open_existing(sidecar_dir) if sidecar_ids else None
-    record_ids = set(records.ids()) if records is not None else set()
+    record_ids = set(records.ids()) if records is not None and records.keeps_every_scalar else set()
     report = DriftReport(index, str(sidecar_dir), len(cluster_ids), len(sidecar_ids),
                          sorted(cluster_ids - sidecar_ids), sorted(sidecar_ids - cluster_ids),
                          sorted((sidecar_ids & cluster_ids) - record_ids), sorted(record_ids - sidecar_ids))
@@ -103,7 +104,7 @@ def verify(backend: SearchBackend, index: str, sidecar_dir: Path, *, repair: boo
         raise UsageError("repairing needs the item encoder the index was built with: pass --model")
     # the encoder only matters when vectors are written (the store checks it matches the sidecar then)
     dim = encoder.dim if report.missing_in_sidecar or sidecar_dim is None else sidecar_dim  # type: ignore[union-attr]
-    with SidecarStore.open(sidecar_dir, dim=dim, device="cpu", record_fields=FeatureConfig().item_fields) as store:
+    with SidecarStore.open(sidecar_dir, dim=dim, device="cpu", keep_records=True) as store:
         assert store.records is not None
         for start in range(0, len(report.missing_records), batch_size):
             sources = backend.mget(index, report.missing_records[start:start + batch_size])

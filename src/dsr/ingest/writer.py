@@ -1,93 +1,63 @@
-"""Writes to the cluster with retries: backoff on 429 / 5xx / connection failures, permanent failures kept.
+"""Writes a batch to the cluster and sorts what comes back: acknowledged, refused for good, or stop.
 
-Like elasticsearch-py's `streaming_bulk`, only the documents that failed with a retryable status are
-sent again, with exponential backoff; a document refused for good (a 400 mapping error, say) comes
-back as a failure with its reason so the pipeline can put it in the rejects file.
+Retrying is not done here. The backend has the one retry layer for bulk writes (`streaming_bulk`
+re-sends the documents refused with 429, with backoff; see `dsr.backends.cluster`), and what it
+returns is final. The writer sorts it:
+
+* a document refused for good (a 400 mapping error, say) comes back as a failure with its reason,
+  for the pipeline to put in the rejects file;
+* a document still refused for the moment (429 after the backend's retries, a 5xx) says something
+  about the cluster, not the document: the write stops with `EngineUnavailable`, as it does when the
+  cluster cannot be reached at all. Ingest then stops before its checkpoint moves, and running the
+  same command again sends the batch again (both stores upsert by id), so a passing overload or
+  outage neither loses a document nor rejects one.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from dsr.backends.base import BulkFailure, BulkResult, SearchBackend
 from dsr.errors import EngineUnavailable
 
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_retries: int = 6
-    initial_backoff_s: float = 0.5
-    max_backoff_s: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        return min(self.max_backoff_s, self.initial_backoff_s * 2**attempt)
-
 
 def is_retryable(status: int) -> bool:
+    """Whether the cluster might take a document it refused with `status` if it were sent again."""
     return status == 429 or status >= 500 or status == 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class WriteOutcome:
     acknowledged: list[str] = field(default_factory=list)
-    failed: list[BulkFailure] = field(default_factory=list)
-    retries: int = 0
+    failed: list[BulkFailure] = field(default_factory=list)  # refused for good
+    retries: int = 0  # bulk requests the backend re-sent (see `BulkResult.retries`)
 
 
 class ClusterWriter:
-    def __init__(self, backend: SearchBackend, index: str, policy: RetryPolicy = RetryPolicy(),
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, backend: SearchBackend, index: str) -> None:
         self.backend = backend
         self.index = index
-        self.policy = policy
-        self._sleep = sleep
 
     def upsert(self, docs: Sequence[Mapping[str, Any]]) -> WriteOutcome:
         by_id = {str(d["id"]): d for d in docs}
-        return self._with_retries(list(by_id), lambda ids: self.backend.bulk_upsert(
-            self.index, [by_id[i] for i in ids]))
+        return self._sorted(self.backend.bulk_upsert(self.index, list(by_id.values())), "write")
 
     def delete(self, ids: Sequence[str]) -> WriteOutcome:
         """Delete by id; an id the cluster does not have counts as deleted (the goal is its absence)."""
-        outcome = self._with_retries(list(ids), lambda batch: self.backend.delete(self.index, batch))
-        missing = [f for f in outcome.failed if f.status == 404]
-        outcome.failed = [f for f in outcome.failed if f.status != 404]
-        outcome.acknowledged += [f.id for f in missing]
-        return outcome
+        result = self.backend.delete(self.index, list(ids))
+        missing = [f.id for f in result.failed if f.status == 404]
+        result = BulkResult([*result.succeeded, *missing], [f for f in result.failed if f.status != 404],
+                            result.retries)
+        return self._sorted(result, "delete")
 
-    def _with_retries(self, ids: list[str], call: Callable[[list[str]], BulkResult]) -> WriteOutcome:
-        outcome = WriteOutcome()
-        pending = ids
-        attempt = 0
-        while pending:
-            try:
-                result = call(pending)
-            except EngineUnavailable as e:
-                if attempt >= self.policy.max_retries:
-                    raise
-                log.warning("cluster unavailable (%s); retrying in %.1fs", e, self.policy.delay(attempt))
-                self._sleep(self.policy.delay(attempt))
-                attempt += 1
-                outcome.retries += 1
-                continue
-            outcome.acknowledged += result.succeeded
-            retry = [f for f in result.failed if is_retryable(f.status)]
-            outcome.failed += [f for f in result.failed if not is_retryable(f.status)]
-            if retry and attempt < self.policy.max_retries:
-                log.warning("%d documents refused with %s; retrying in %.1fs", len(retry),
-                            sorted({f.status for f in retry}), self.policy.delay(attempt))
-                self._sleep(self.policy.delay(attempt))
-                attempt += 1
-                outcome.retries += 1
-                pending = [f.id for f in retry]
-                continue
-            outcome.failed += [BulkFailure(f.id, f.status, f"{f.reason} (after {attempt} retries)")
-                               for f in retry]
-            pending = []
-        return outcome
+    def _sorted(self, result: BulkResult, what: str) -> WriteOutcome:
+        transient = [f for f in result.failed if is_retryable(f.status)]
+        if transient:
+            statuses = ", ".join(str(s) for s in sorted({f.status for f in transient}))
+            raise EngineUnavailable(
+                f"{self.backend.url}: {what} to {self.index}: the cluster refused {len(transient)} documents "
+                f"for the moment (HTTP {statuses}; e.g. {transient[0].id}: {transient[0].reason}); "
+                "nothing was rejected, run the same command again to resume")
+        return WriteOutcome(result.succeeded, result.failed, result.retries)

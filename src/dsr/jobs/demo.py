@@ -51,13 +51,13 @@ def _column(world: SyntheticWorld, query: str, titles: Sequence[str], ids: Seque
 def run_demo(out: Path, *, n_items: int = 2000, n_sessions: int = 8000, seed: int = 0, epochs: int = 4,
              echo: Echo = print) -> dict[str, dict[str, float]]:
     from dsr.backends.embedded import EmbeddedBackend
-    from dsr.encoders.trainer import TrainConfig
+    from dsr.encoders.trainer import TWO_TOWER_SCHEDULE, TrainConfig
     from dsr.ingest.pipeline import IngestOptions, ingest
     from dsr.jobs.train_ranker import RankerJob, run_ranker_job
     from dsr.jobs.train_retrieval import RetrievalJob, run_retrieval_job
     from dsr.logs.jsonl import write_sessions_jsonl
     from dsr.reranker import load_reranker
-    from dsr.reranker.trainer import SiameseTrainConfig
+    from dsr.reranker.trainer import RANKER_SCHEDULE, SiameseTrainConfig
     from dsr.search.hybrid import HybridSearcher
     from dsr.sidecar import open_vector_index
 
@@ -77,12 +77,14 @@ def run_demo(out: Path, *, n_items: int = 2000, n_sessions: int = 8000, seed: in
          f"[{time.perf_counter() - started:.0f}s]")
     model_dir = out / "model"
     run_retrieval_job(RetrievalJob(catalog=catalog_path, out=model_dir, logs=(logs_path,),
-                                   train=TrainConfig(epochs=epochs, seed=seed, progress=False)))
+                                   train=TrainConfig(schedule=TWO_TOWER_SCHEDULE.replace(
+                                       epochs=epochs, seed=seed, progress=False))))
     echo(f"3. training the Siamese pairwise ranker on the same sessions: ordered > cart > click > skipped "
          f"[{time.perf_counter() - started:.0f}s]")
     ranker_dir = out / "ranker"
     run_ranker_job(RankerJob(catalog=catalog_path, logs=[logs_path], out=ranker_dir, xgboost=False,
-                             train=SiameseTrainConfig(epochs=epochs, evals_per_epoch=1, seed=seed, progress=False)))
+                             train=SiameseTrainConfig(schedule=RANKER_SCHEDULE.replace(
+                                 epochs=epochs, seed=seed, progress=False), evals_per_epoch=1)))
 
     from dsr.encoders.model import TwoTowerModel
 

@@ -81,7 +81,7 @@ def judged_groups(
 
         def first_stage(query: str) -> list[Candidate]:
             recorder.seen = []
-            searcher.run(query, size=0)
+            searcher.search(query, size=0)  # no page: the recorder keeps what the ranker was given
             bar.update(1)
             return recorder.seen
 

@@ -92,13 +92,14 @@ def run_ranker_job(job: RankerJob, log: Callable[[str], None] | None = None) -> 
         report.log_problems += [f"{job.judgments} line {p.line}: {p.reason}" for p in judged_report.problems]
         say(f"judgments: {judged_report.summary()}")
         judged, _skipped = judged_groups(graded, catalog, model_dir=job.model, cache_dir=job.cache_dir,
-                                         progress=job.train.progress, log=say, seed=job.train.seed,
+                                         progress=job.train.schedule.progress, log=say,
+                                         seed=job.train.schedule.seed,
                                          unjudged_grade=job.unjudged_grade)
         report.pairs.pairs += sum(len(g.pairs) for g in judged)
         groups += judged
         if not groups:
             raise InputError("no training pairs: no judged query has candidates of different grades")
-    train, val = split_by_group(groups, job.validation_share, seed=job.train.seed)
+    train, val = split_by_group(groups, job.validation_share, seed=job.train.schedule.seed)
     if not train:
         raise InputError("every session landed in the validation split; lower --validation-share")
     report.train_sessions, report.validation_sessions = len(train), len(val)
@@ -109,8 +110,9 @@ def run_ranker_job(job: RankerJob, log: Callable[[str], None] | None = None) -> 
     siamese.save(job.out / SIAMESE_DIR, extra={"trained_on": {"sessions": len(train), "pairs": report.pairs.pairs}})
     say(f"siamese: best epoch {summary.best_epoch} of {summary.epochs_run}, validation {summary.best_val}")
     if job.xgboost:
-        xgb_ranker, report.xgboost = train_xgboost(train, val, extractor, seed=job.train.seed,
-                                                   threads=job.train.threads)
+        threads = job.train.schedule.threads
+        xgb_ranker, report.xgboost = train_xgboost(train, val, extractor, seed=job.train.schedule.seed,
+                                                   **({"threads": threads} if threads else {}))
         xgb_ranker.save(job.out / XGBOOST_DIR)
         say(f"xgboost: {report.xgboost}")
     summary_doc = {

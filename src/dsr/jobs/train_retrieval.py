@@ -93,14 +93,15 @@ def run_retrieval_job(job: RetrievalJob, log: Callable[[str], None] | None = Non
                 if g >= 2.5:
                     validation.setdefault(q, {})[item] = 1
     train_sessions = [s for s in sessions if s.query not in validation]
+    seed = job.train.schedule.seed
     triples: list[Triple] = []
     if train_sessions and any(s.clicks or s.orders or s.add_to_carts for s in train_sessions):
-        triples += build_triples(train_sessions, ids, TripleConfig(negatives=job.negatives, seed=job.train.seed))
+        triples += build_triples(train_sessions, ids, TripleConfig(negatives=job.negatives, seed=seed))
     elif sessions:
         say("the logs hold no clicks, carts or orders outside the validation queries")
     train_graded = {q: g for q, g in graded.items() if q not in validation}
     if train_graded:
-        triples += judged_triples(train_graded, ids, seed=job.train.seed)
+        triples += judged_triples(train_graded, ids, seed=seed)
     if not triples:
         raise InputError("no training triples: the logs hold no clicks/orders and no judgment is well graded")
     report.triples, report.validation_queries = len(triples), len(validation)
@@ -122,10 +123,10 @@ def run_retrieval_job(job: RetrievalJob, log: Callable[[str], None] | None = Non
         "judgments": str(job.judgments) if job.judgments else None, "triples": len(triples),
         "best_epoch": report.result.best_epoch,
         "val_recall": [e.val_recall for e in report.result.epochs],
-        "train": {k: v for k, v in vars(job.train).items()},
+        "train": job.train.to_config(),
     }
     if report.backbone is not None and job.tune_backbone is not None:
-        info["backbone_tuning"] = {**vars(job.tune_backbone), "steps": report.backbone.steps,
+        info["backbone_tuning"] = {**job.tune_backbone.to_config(), "steps": report.backbone.steps,
                                    "seconds": round(report.backbone.seconds, 1),
                                    "loss": [round(report.backbone.first_loss, 4), round(report.backbone.last_loss, 4)]}
     model.save(job.out, info=info)

@@ -10,13 +10,13 @@ import copy
 import hashlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dsr.errors import InputError
 from dsr.eval.session_metrics import mean_over_groups
 from dsr.reranker.features import FeatureExtractor
 from dsr.reranker.groups import RankGroup
@@ -24,23 +24,30 @@ from dsr.reranker.loss import PairwiseBCELoss
 from dsr.reranker.siamese import SiameseRanker
 from dsr.reranker.table import FeatureTable
 from dsr.reranker.tower import RankerTower, TowerConfig
+from dsr.schedule import TrainSchedule
+
+RANKER_SCHEDULE = TrainSchedule(epochs=20, batch_size=512, lr=2e-3, patience=3, threads=2)
+"""The Siamese ranker's defaults; patience counts epochs without a better validation session AUC."""
 
 
 @dataclass(frozen=True)
 class SiameseTrainConfig:
+    schedule: TrainSchedule = RANKER_SCHEDULE
     use_text: bool = True
     dim: int = 32
     hidden: tuple[int, int, int] = (256, 128, 64)
-    epochs: int = 20
-    batch_size: int = 512
-    lr: float = 2e-3
     embedding_lr: float = 2e-4  # slower than the MLP: hashed text embeddings memorise sessions fast
-    weight_decay: float = 0.0
-    patience: int = 3  # epochs without a better validation session AUC
     evals_per_epoch: int = 4
-    seed: int = 0
-    threads: int = 2
-    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_pair_schedule(self.schedule, "the Siamese trainer")
+
+
+def check_pair_schedule(schedule: TrainSchedule, trainer: str) -> None:
+    """`fit_pairs` runs whole epochs at a constant learning rate."""
+    schedule.whole_epochs(trainer)
+    if schedule.warmup_share:
+        raise InputError(f"{trainer} keeps a constant learning rate: its schedule takes no warm-up")
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,8 @@ class TrainSummary:
 def split_by_group(groups: Sequence[RankGroup], val_fraction: float, *, seed: int = 0
                    ) -> tuple[list[RankGroup], list[RankGroup]]:
     """A stable split by group (session) id: the same session always lands on the same side."""
-    train, val = [], []
+    train: list[RankGroup] = []
+    val: list[RankGroup] = []
     for g in groups:
         h = int(hashlib.sha1(f"{seed}:{g.group_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         (val if h < val_fraction else train).append(g)
@@ -77,21 +85,6 @@ def evaluate(tower: RankerTower, table: FeatureTable, k: Sequence[int] = (5,)) -
 
 
 @dataclass(frozen=True)
-class FitSchedule:
-    """How a pairwise objective is optimised and when it stops; shared by every ranker trainer."""
-
-    epochs: int
-    batch_size: int
-    lr: float
-    embedding_lr: float  # slower than the MLP: hashed text embeddings memorise queries and sessions fast
-    weight_decay: float
-    patience: int  # epochs without a better validation metric
-    evals_per_epoch: int
-    seed: int
-    progress: bool
-
-
-@dataclass(frozen=True)
 class FitResult:
     epochs_run: int
     best_epoch: int
@@ -108,28 +101,32 @@ PairLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  #
 
 
 def fit_pairs(tower: RankerTower, train: FeatureTable, val: FeatureTable | None, pair_loss: PairLoss,
-              schedule: FitSchedule, *, metric: str, val_k: Sequence[int] = (5,)) -> FitResult:
-    """Train `tower` on `train`'s pairs, validating a few times per epoch; the best weights are kept.
+              schedule: TrainSchedule, *, embedding_lr: float, evals_per_epoch: int, metric: str,
+              val_k: Sequence[int] = (5,)) -> FitResult:
+    """Train `tower` on `train`'s pairs, validating `evals_per_epoch` times an epoch; the best weights are kept.
 
     The tower scores both items of a pair (shared weights) and `pair_loss` turns the two logits into
-    the objective. The kept checkpoint is the best `val_{metric}` (the lowest running training loss
-    without validation groups); training stops after `patience` epochs without improvement.
+    the objective. The hashed text embeddings learn at `embedding_lr`, slower than the MLP: they
+    memorise queries and sessions fast. The kept checkpoint is the best `val_{metric}` (the lowest
+    running training loss without validation groups); training stops after the schedule's `patience`
+    epochs without improvement (never, without patience).
     """
+    epochs = schedule.whole_epochs("the pairwise trainer")
     emb = [p for n, p in tower.named_parameters() if n.startswith("embedding.")]
     rest = [p for n, p in tower.named_parameters() if not n.startswith("embedding.")]
-    params = [{"params": rest, "lr": schedule.lr}] + ([{"params": emb, "lr": schedule.embedding_lr}] if emb else [])
+    params = [{"params": rest, "lr": schedule.lr}] + ([{"params": emb, "lr": embedding_lr}] if emb else [])
     opt = torch.optim.Adam(params, weight_decay=schedule.weight_decay)
     gen = torch.Generator().manual_seed(schedule.seed)
     n_pairs = train.pair_rows.shape[0]
     best, best_epoch, best_state, history, bad = -math.inf, 0, None, [], 0
     best_record: dict[str, float] = {}
     n_steps = math.ceil(n_pairs / schedule.batch_size)
-    evals = max(1, schedule.evals_per_epoch)
+    evals = max(1, evals_per_epoch)
     # validate a few times per epoch: the text embeddings can start to memorise within one epoch
     checks = {min(n_steps, math.ceil(n_steps * (j + 1) / evals)) for j in range(evals)}
     stop = False
     epoch = 0
-    for epoch in range(1, schedule.epochs + 1):
+    for epoch in range(1, epochs + 1):
         tower.train()
         perm = torch.randperm(n_pairs, generator=gen)
         total, seen = 0.0, 0
@@ -161,7 +158,7 @@ def fit_pairs(tower: RankerTower, train: FeatureTable, val: FeatureTable | None,
                 best_state = copy.deepcopy(tower.state_dict())
             else:
                 bad += 1
-                if bad >= schedule.patience * evals:
+                if schedule.patience is not None and bad >= schedule.patience * evals:
                     stop = True
                     break
         if stop:
@@ -179,9 +176,10 @@ def train_siamese(
     config: SiameseTrainConfig | None = None,
 ) -> tuple[SiameseRanker, TrainSummary]:
     cfg = config or SiameseTrainConfig()
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.schedule.seed)
     prev_threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
+    if cfg.schedule.threads:
+        torch.set_num_threads(cfg.schedule.threads)
     try:
         train = FeatureTable.build(train_groups, extractor)
         val = FeatureTable.build(val_groups, extractor) if val_groups else None
@@ -192,14 +190,11 @@ def train_siamese(
         tower.set_normalisation(train.numeric)
         loss_fn = PairwiseBCELoss()
         fit = fit_pairs(tower, train, val, lambda a, b, idx: loss_fn(a, b, weights=train.pair_weights[idx]),
-                        schedule_of(cfg), metric="session_auc")
+                        cfg.schedule, embedding_lr=cfg.embedding_lr, evals_per_epoch=cfg.evals_per_epoch,
+                        metric="session_auc")
         summary = TrainSummary(epochs_run=fit.epochs_run, best_epoch=fit.best_epoch, best_val=fit.best_val,
                                history=fit.history)
         return SiameseRanker(extractor, tower), summary
     finally:
         torch.set_num_threads(prev_threads)
 
-
-def schedule_of(cfg: Any) -> FitSchedule:
-    """The schedule fields of a trainer's config (`SiameseTrainConfig`, the student's)."""
-    return FitSchedule(**{f.name: getattr(cfg, f.name) for f in fields(FitSchedule)})

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from dsr.backends.client_options import ClientOptions
 from dsr.errors import (
     DsrError,
     EngineAuthError,
@@ -61,9 +62,7 @@ class DsrApp:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         if not self.settings.embedded:
             assert self.settings.connection.engine_url is not None
-            verify: bool | str = self.settings.connection.verify_certs
-            if verify and self.settings.connection.ca_cert:
-                verify = self.settings.connection.ca_cert
+            verify = ClientOptions.from_settings(self.settings.connection).verify
             self.proxy = Proxy(self.settings.connection.engine_url, verify=verify,
                                timeout=self.settings.upstream_timeout_s,
                                max_body_bytes=self.settings.max_body_bytes)
@@ -121,10 +120,7 @@ class DsrApp:
         except RequestError as e:
             return request_error_response(e)
         try:
-            result = await run_in_threadpool(
-                self.searcher.run, req.text, user=req.user, filters=req.filters, size=req.size,
-                offset=req.from_, term_k=req.term_k, knn_k=req.k, fusion=req.fusion, rerank=req.rerank,
-                rerank_top=req.rerank_top, explain=req.explain, term_query=req.term_query)
+            result = await run_in_threadpool(self.searcher.run, req.search)
         except IndexNotFound as e:
             return error_response(404, "index_not_found_exception", self._redact(str(e)))
         except EngineUnavailable as e:

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from dsr.errors import ModelFormatError, VectorIndexError
+from dsr.search.engine_vectors import EngineVectors
 from dsr.search.hybrid import HybridSearcher
 from dsr.server.settings import ServeSettings
+from dsr.sidecar.base import VectorReader
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +70,10 @@ def build_searcher(settings: ServeSettings, *, backend: Any = None) -> HybridSea
         sidecar = str(default) if default.is_dir() else None
     use_model = settings.model not in (None, "", "none")
     encoder = load_query_encoder(settings.model) if use_model else None  # type: ignore[arg-type]
-    vectors = open_vectors(sidecar) if sidecar and encoder is not None else None
-    if encoder is not None and vectors is not None:
+    sidecar_index = open_vectors(sidecar) if sidecar and encoder is not None else None
+    if encoder is not None and sidecar_index is not None:
         try:
-            dim = vectors.dim
+            dim = sidecar_index.dim
         except VectorIndexError as e:  # a remote sidecar that is down now may be back later
             log.warning("cannot reach the sidecar to check its dimensions: %s", e)
             dim = encoder.dim
@@ -79,12 +81,14 @@ def build_searcher(settings: ServeSettings, *, backend: Any = None) -> HybridSea
             raise ModelFormatError(f"the query encoder ({settings.model}) gives {encoder.dim} dimensions but "
                                    f"the sidecar {sidecar} holds {dim}; serve with the --model used to ingest")
     ranker = load_ranker(settings.ranker_dir) if settings.ranker_dir else None
-    records = open_item_records(sidecar) if vectors is not None and ranker is not None else None
+    records = open_item_records(sidecar) if sidecar and sidecar_index is not None and ranker is not None else None
     if encoder is None:
         log.warning("--model none: dsr searches are term-only (plus re-ranking if --ranker is given)")
+    vectors: VectorReader | None = sidecar_index
+    if encoder is not None and vectors is None and backend.flavor != "embedded":
+        vectors = EngineVectors(backend, settings.index)  # the index's own embedding field
     return HybridSearcher(
         backend, settings.index, encoder, vectors, ranker,
-        engine_knn=encoder is not None and vectors is None and backend.flavor != "embedded",
         fusion=settings.fusion, term_k=settings.limits.default_k, knn_k=settings.limits.default_k,
         rerank_top=settings.limits.default_rerank_top, item_records=records,
     )

@@ -20,8 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dsr.errors import UsageError
 from dsr.search.fusion import FusionConfig, FusionMode, Normalization
-from dsr.search.hybrid import TERM, VECTOR
+from dsr.search.request import SearchRequest
+from dsr.search.result import TERM, VECTOR
 from dsr.server.errors import RequestError
 
 BODY_KEYS = {"query", "size", "from", "_source", "explain", "ext", "track_total_hits", "timeout"}
@@ -52,20 +54,11 @@ class SourceFilter:
 
 @dataclass(frozen=True)
 class DsrRequest:
-    text: str
-    k: int
-    term_k: int
-    fusion: FusionConfig
-    rerank: bool
-    rerank_top: int
-    size: int = 10
-    from_: int = 0
-    explain: bool = False
-    user: Mapping[str, Any] | None = None
-    filters: Mapping[str, Any] | None = None
-    term_query: Mapping[str, Any] | None = None
-    source: SourceFilter = field(default_factory=SourceFilter)
-    total_as_int: bool = False
+    """A parsed `ext.dsr` search: the search itself, and how its response is to be presented."""
+
+    search: SearchRequest  # every depth set: the server's limits are its defaults
+    source: SourceFilter = field(default_factory=SourceFilter)  # `_source` filtering of the hits
+    total_as_int: bool = False  # `rest_total_hits_as_int`
     pretty: bool = False
 
 
@@ -228,9 +221,14 @@ def parse_dsr_request(body: Mapping[str, Any], params: Mapping[str, str], limits
         term_query = _object("query", term_query)
     if "track_total_hits" in body and not isinstance(body["track_total_hits"], bool | int):
         raise RequestError("[track_total_hits] must be a boolean or an integer")
+    try:
+        search = SearchRequest(text, user=user, filters=filters, size=size, offset=from_, term_k=term_k, knn_k=k,
+                               fusion=fusion, rerank=rerank, rerank_top=rerank_top, explain=explain,
+                               term_query=term_query)
+    except UsageError as e:
+        raise RequestError(str(e)) from None
     return DsrRequest(
-        text=text, k=k, term_k=term_k, fusion=fusion, rerank=rerank, rerank_top=rerank_top,
-        size=size, from_=from_, explain=explain, user=user, filters=filters, term_query=term_query,
+        search=search,
         source=_source_filter(body.get("_source"), params),
         total_as_int=params.get("rest_total_hits_as_int", "false") in ("true", ""),
         pretty=params.get("pretty", "false") in ("true", ""),

@@ -79,11 +79,12 @@ def search_response(result: HybridResult, req: DsrRequest, index: str, took_ms: 
         src = filter_source(h.source, req.source)
         if src is not None:
             out["_source"] = src
-        if req.explain:
+        if req.search.explain:
             out["_explanation"] = explanation(h, result)
         hits.append(out)
     # the term side stopped at term_k: more documents may match than the pool holds
-    relation = "gte" if result.term_hits >= req.term_k > 0 else "eq"
+    term_k = req.search.term_k or 0
+    relation = "gte" if result.term_hits >= term_k > 0 else "eq"
     total: Any = result.pool if req.total_as_int else {"value": result.pool, "relation": relation}
     return {
         "took": took_ms,

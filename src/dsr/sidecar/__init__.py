@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dsr.sidecar.base import VectorIndex
+from dsr.sidecar.base import Neighbours, VectorIndex, VectorReader
 
 
 def open_vector_index(location: str | Path, *, device: str = "auto", **options: Any) -> VectorIndex:
@@ -28,4 +28,4 @@ def default_sidecar_dir(data_dir: Path, index_name: str) -> Path:
     return Path(data_dir) / "sidecar" / index_name
 
 
-__all__ = ["VectorIndex", "default_sidecar_dir", "open_vector_index"]
+__all__ = ["Neighbours", "VectorIndex", "VectorReader", "default_sidecar_dir", "open_vector_index"]

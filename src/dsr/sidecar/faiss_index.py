@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,10 @@ from typing import Any
 import faiss
 import numpy as np
 
+from dsr.device import resolve_device
 from dsr.errors import VectorIndexError
-from dsr.sidecar.gpu import GpuExactSearcher, resolve_device
+from dsr.sidecar.base import SIDECAR, Neighbours, neighbours_of
+from dsr.sidecar.gpu import GpuExactSearcher
 from dsr.sidecar.storage import read_journal, read_snapshot, write_snapshot
 
 KINDS = ("auto", "flat", "hnsw", "ivfpq")
@@ -95,9 +97,12 @@ class IndexConfig:
 class FaissIndex:
     """Nearest-neighbour search by inner product over L2-normalised vectors, ids are strings."""
 
+    origin = SIDECAR
+    applies_filters = False  # no document fields here: the searcher filters neighbours on their sources
+
     def __init__(self, dim: int, *, kind: str = "auto", device: str = "auto", **options: Any) -> None:
         self.config = IndexConfig(dim=dim, kind=kind, **options)
-        self.device = resolve_device(device)
+        self.device = resolve_device(device, faiss=True)
         self._vecs = np.zeros((0, dim), np.float32)
         self._alive = np.zeros(0, bool)
         self._row_ids: list[str | None] = []
@@ -135,6 +140,15 @@ class FaissIndex:
         """The stored vectors of these ids (KeyError for an unknown id)."""
         rows = [self._id_to_row[i] for i in ids]
         return self._vecs[rows].copy()
+
+    def similarities(self, query: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        """`query` · the stored vector of each of `ids` held here (the others are absent)."""
+        q = self._check_vectors(query)[0]
+        held = [i for i in dict.fromkeys(ids) if i in self._id_to_row]
+        if not held:
+            return {}
+        scores = self._vecs[[self._id_to_row[i] for i in held]] @ q
+        return dict(zip(held, scores.tolist(), strict=True))
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -240,6 +254,7 @@ class FaissIndex:
     def _build(self, kind: str) -> None:
         cfg = self.config
         vecs = self._vecs[: self._n_rows]
+        index: Any  # the FAISS classes share no typed base
         if kind == "flat":
             index = faiss.IndexFlatIP(cfg.dim)
         elif kind == "hnsw":
@@ -276,6 +291,14 @@ class FaissIndex:
 
     # ------------------------------------------------------------------------------------------ search
 
+    def neighbours(self, query: np.ndarray, k: int, filters: Mapping[str, Any] | None = None) -> Neighbours:
+        """The `k` nearest items to one query vector."""
+        if filters:
+            raise VectorIndexError("the sidecar holds no document fields to filter on; filter its neighbours "
+                                   "on their sources")
+        scores, ids = self.search(query, k)
+        return neighbours_of(scores[0], ids[0])
+
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, list[list[str]]]:
         queries = self._check_vectors(vectors)
         n = len(queries)
@@ -289,7 +312,8 @@ class FaissIndex:
         elif self._built_kind == "ivfpq":
             scores, rows = self._search_ivfpq(queries, k)
         else:
-            params = faiss.SearchParametersHNSW() if self._built_kind == "hnsw" else faiss.SearchParameters()
+            params: Any = (faiss.SearchParametersHNSW() if self._built_kind == "hnsw"  # type: ignore[attr-defined]
+                           else faiss.SearchParameters())
             if self._built_kind == "hnsw":
                 params.efSearch = max(self.config.ef_search, k)
             params.sel = self._dead_filter()

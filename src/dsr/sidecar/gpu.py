@@ -1,60 +1,20 @@
 """GPU search for the sidecar, with every GPU import guarded so CPU-only machines never need CUDA.
 
-When a GPU is asked for (or `device="auto"` finds one), search is exact on the GPU: FAISS's GPU flat
-index when the faiss build has GPU support, otherwise a matrix product and top-k with torch on CUDA.
+When the sidecar's device resolves to the GPU (`dsr.device.resolve_device(..., faiss=True)`: "auto" or
+"cuda" with a GPU present; without one both give the CPU, "cuda" with a warning), search is exact on the
+GPU: FAISS's GPU flat index when the faiss build has GPU support, otherwise a matrix product and top-k
+with torch on CUDA.
 An exact search on a GPU is both faster and more accurate than HNSW on a CPU at these sizes, which is
 why the approximate kinds are a CPU-side choice.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
 
-from dsr.errors import VectorIndexError
-
-log = logging.getLogger(__name__)
-
-
-def faiss_gpu_count() -> int:
-    try:
-        import faiss
-    except ImportError:  # pragma: no cover - faiss-cpu is a hard dependency
-        return 0
-    if not hasattr(faiss, "StandardGpuResources"):
-        return 0
-    try:
-        return int(faiss.get_num_gpus())
-    except Exception:  # pragma: no cover - broken driver
-        return 0
-
-
-def torch_cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return False
-    try:
-        return bool(torch.cuda.is_available())
-    except Exception:  # pragma: no cover
-        return False
-
-
-def resolve_device(device: str) -> str:
-    """"cpu", "cuda" (FAISS GPU or torch) from "auto" / "cpu" / "cuda"; "cuda" without a GPU is an error."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise VectorIndexError(f"unknown device {device!r}: use auto, cpu or cuda")
-    if device == "cpu":
-        return "cpu"
-    has_gpu = faiss_gpu_count() > 0 or torch_cuda_available()
-    if device == "cuda" and not has_gpu:
-        raise VectorIndexError(
-            "device 'cuda' asked for but no GPU is usable (install `pip install dsr[gpu]` for FAISS GPU, "
-            "or a CUDA build of torch)"
-        )
-    return "cuda" if has_gpu else "cpu"
+from dsr.device import faiss_gpu_count
 
 
 class GpuExactSearcher:

@@ -1,12 +1,14 @@
 """`RemoteVectorIndex`: the client of `dsr sidecar serve`, a read-only `VectorIndex` over HTTP.
 
 One persistent `httpx.Client` keeps the connection open, so a query costs one round trip on an
-established socket. Writes go through the sidecar directory (`dsr ingest`), then `reload()`.
+established socket. It reads what the in-process sidecar reads (neighbours, and the similarity of given
+items for term-only candidates), so a search answers alike with the sidecar in or out of process.
+Writes go through the sidecar directory (`dsr ingest`), then `reload()`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +16,15 @@ import httpx
 import numpy as np
 
 from dsr.errors import VectorIndexError
+from dsr.sidecar.base import SIDECAR, Neighbours, neighbours_of
 
 _WRITE_HINT = "ingest into its directory, then reload"
 
 
 class RemoteVectorIndex:
+    origin = SIDECAR
+    applies_filters = False
+
     def __init__(self, url: str, *, timeout: float = 10.0, client: httpx.Client | None = None) -> None:
         self.url = url.rstrip("/")
         self._client = client or httpx.Client(base_url=self.url, timeout=timeout)
@@ -61,6 +67,19 @@ class RemoteVectorIndex:
         for i, row in enumerate(body["scores"]):
             scores[i, : len(row)] = row
         return scores, [list(row) for row in body["ids"]]
+
+    def neighbours(self, query: np.ndarray, k: int, filters: Mapping[str, Any] | None = None) -> Neighbours:
+        if filters:
+            raise VectorIndexError(f"the sidecar {self.url} holds no document fields to filter on")
+        scores, ids = self.search(query, k)
+        return neighbours_of(scores[0], ids[0])
+
+    def similarities(self, query: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        if not ids:
+            return {}
+        vector = np.asarray(query, dtype=np.float32).reshape(-1)
+        body = self._call("POST", "/similarity", json={"vector": vector.tolist(), "ids": list(ids)})
+        return {str(i): float(s) for i, s in body["scores"].items()}
 
     def reload(self) -> int:
         """Ask the server to re-read its directory; returns the new count."""

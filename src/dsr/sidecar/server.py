@@ -1,8 +1,10 @@
 """`dsr sidecar serve`: the vector index over HTTP for the out-of-process deployment.
 
 Endpoints: `POST /knn` `{"vectors": [[...], ...], "k": 10}` -> `{"scores": [[...]], "ids": [[...]]}`
-(each row only as long as its hits: JSON has no -inf), `GET /health`, `GET /stats`, and
-`POST /reload` (re-read the directory after an ingest) when the app was built from a directory.
+(each row only as long as its hits: JSON has no -inf); `POST /similarity` `{"vector": [...], "ids": [...]}`
+-> `{"scores": {id: query · item}}` for the ids the sidecar holds (what term-only candidates need);
+`GET /health`, `GET /stats`, and `POST /reload` (re-read the directory after an ingest) when the app
+was built from a directory.
 FAISS releases the GIL, so searches run in the thread pool and do not block the event loop.
 """
 
@@ -54,6 +56,25 @@ def create_app(index: VectorIndex, *, directory: Path | None = None, device: str
         rows = [[float(s) for s in scores[i, : len(row)]] for i, row in enumerate(ids)]
         return JSONResponse({"scores": rows, "ids": ids})
 
+    async def similarity(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+            vector = np.asarray(body["vector"], dtype=np.float32)
+            ids = body["ids"]
+        except (ValueError, KeyError, TypeError) as e:
+            return JSONResponse({"error": f"bad request: {e}"}, status_code=400)
+        current = state["index"]
+        if vector.shape != (current.dim,):
+            return JSONResponse({"error": f"vector must have shape ({current.dim},), got {list(vector.shape)}"},
+                                status_code=400)
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > MAX_K:
+            return JSONResponse({"error": f"ids must be a list of at most {MAX_K} strings"}, status_code=400)
+        try:
+            scores = await run_in_threadpool(current.similarities, vector, ids)
+        except VectorIndexError as e:
+            return JSONResponse({"error": str(e)}, status_code=400)
+        return JSONResponse({"scores": scores})
+
     async def health(request: Request) -> JSONResponse:
         current = state["index"]
         return JSONResponse({"status": "ok", "count": len(current), "dim": current.dim})
@@ -81,6 +102,7 @@ def create_app(index: VectorIndex, *, directory: Path | None = None, device: str
 
     routes = [
         Route("/knn", knn, methods=["POST"]),
+        Route("/similarity", similarity, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/stats", stats, methods=["GET"]),
         Route("/reload", reload, methods=["POST"]),

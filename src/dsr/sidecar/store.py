@@ -3,8 +3,8 @@
 Ingest writes through it: each batch is appended to the journal and fsynced (cheap), and
 `checkpoint()` folds the journal into a new snapshot (expensive, done at the end of a run). Anyone
 calling `FaissIndex.load(directory)` meanwhile sees the snapshot plus the journal, i.e. every batch
-acknowledged so far. With `record_fields`, the ranker's fields of each item are written beside its
-vector (`dsr.sidecar.items`), in the same call.
+acknowledged so far. With `keep_records`, the fields a ranker can read of each item are written
+beside its vector (`dsr.sidecar.items`), in the same call.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ class SidecarStore:
 
     @classmethod
     def open(cls, directory: Path, *, dim: int, kind: str = "auto", device: str = "cpu",
-             record_fields: Sequence[str] | None = None, **options: Any) -> SidecarStore:
+             keep_records: bool = False, **options: Any) -> SidecarStore:
         """Open the sidecar at `directory`, creating an empty one of `kind` when there is none.
 
-        `record_fields`: also keep these fields of every upserted item (see `ItemRecords`); without
-        them, records already in the directory are still kept in step with the vectors.
+        `keep_records`: also keep a record of every upserted item, with every field a ranker can read
+        (`ItemRecords.open_for_every_scalar`); without it, records already in the directory are
+        still kept in step with the vectors.
         """
         directory = Path(directory)
         if is_sidecar_dir(directory):
@@ -52,7 +53,7 @@ class SidecarStore:
             index = FaissIndex(dim, kind=kind, device=device, **options)
             version = index.save_snapshot(directory)
             reset_journal(directory, version)
-        records = (ItemRecords.open(directory, record_fields) if record_fields
+        records = (ItemRecords.open_for_every_scalar(directory) if keep_records
                    else ItemRecords.open_existing(directory))
         return cls(directory, index, version, records)
 

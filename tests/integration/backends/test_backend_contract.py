@@ -13,8 +13,6 @@ import pytest
 from dsr.backends import IndexSpec, SearchBackend
 from dsr.errors import IndexNotFound, UsageError
 
-pytestmark = pytest.mark.integration
-
 DIMS = 4
 
 

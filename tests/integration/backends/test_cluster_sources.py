@@ -15,8 +15,6 @@ import pytest
 from dsr.backends import IndexSpec, SearchBackend, connect
 from dsr.settings import ConnectionSettings
 
-pytestmark = pytest.mark.integration
-
 DOCS = [
     {"id": "a1", "title": "Cordless drill", "brand": "Acme", "price": 99.0, "embedding": [0.6, 0.8, 0.0, 0.0]},
     {"id": "a2", "title": "Drill bit set", "brand": "Zed", "price": 19.5, "embedding": [0.0, 0.6, 0.8, 0.0]},

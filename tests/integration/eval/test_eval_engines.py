@@ -15,8 +15,6 @@ from dsr.jobs.evaluate.report import write_report
 from dsr.jobs.evaluate.runner import evaluate_dataset
 from dsr.settings import ConnectionSettings
 
-pytestmark = pytest.mark.integration
-
 N_QUERIES = 6
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,14 +22,15 @@ from click.testing import CliRunner
 from dsr.backends import connect
 from dsr.cli import cli
 from dsr.encoders.hashing import HashingEncoder
+from dsr.engines import free_port
 from dsr.errors import EngineUnavailable
-from dsr.ingest.writer import ClusterWriter, RetryPolicy
+from dsr.ingest.writer import ClusterWriter
 from dsr.logs.synthetic import make_world
 from dsr.settings import ConnectionSettings
 from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.items import ItemRecords, records_path
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 N_ITEMS = 10_000
 MODEL = "hashing:64"
@@ -230,18 +230,12 @@ def test_embedding_field_is_searchable_by_the_engines_own_knn(cluster, index_nam
     assert hits[0].id == "p000017"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_connection_failures_are_retried_with_backoff_then_reported(index_name):
-    backend = connect(ConnectionSettings(engine_url=f"http://127.0.0.1:{_free_port()}"), flavor="elasticsearch")
-    sleeps: list[float] = []
-    writer = ClusterWriter(backend, index_name, RetryPolicy(max_retries=3, initial_backoff_s=0.01), sleeps.append)
-    with pytest.raises(EngineUnavailable):
-        writer.upsert([{"id": "a", "title": "A"}])
-    assert sleeps == [0.01, 0.02, 0.04]
+@pytest.mark.parametrize("flavor", ["elasticsearch", "opensearch"])
+def test_a_cluster_that_cannot_be_reached_stops_the_write_at_once(index_name, flavor):
+    backend = connect(ConnectionSettings(engine_url=f"http://127.0.0.1:{free_port()}"), flavor=flavor)
+    started = time.monotonic()
+    with pytest.raises(EngineUnavailable, match="cannot reach the cluster"):
+        ClusterWriter(backend, index_name).upsert([{"id": "a", "title": "A"}])
+    assert time.monotonic() - started < 5  # no retry layer stacked under the bulk write
     backend.close()
 

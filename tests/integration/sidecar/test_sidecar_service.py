@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
 import numpy as np
-import pytest
 
+from dsr.engines import free_port
 from dsr.sidecar import open_vector_index
 from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.remote import RemoteVectorIndex
 from dsr.sidecar.storage import current_version
-
-pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _vectors(n: int, dim: int) -> np.ndarray:
@@ -40,7 +31,7 @@ def test_served_sidecar_answers_like_the_in_process_one(tmp_path):
     index = FaissIndex(32, kind="hnsw", device="cpu")
     index.upsert([f"sku-{i}" for i in range(len(x))], x)
     index.save(tmp_path / "sc")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(_dsr("sidecar", "serve", "--dir", str(tmp_path / "sc"), "--port", str(port),
                                  "--device", "cpu"), env={**os.environ, "HF_HUB_OFFLINE": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

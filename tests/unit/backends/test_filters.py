@@ -7,8 +7,6 @@ import pytest
 from dsr.backends.filters import matches, to_query_clauses
 from dsr.errors import UsageError
 
-pytestmark = pytest.mark.unit
-
 DOC = {"brand": "Acme", "price": 25.0, "tags": ["a", "b"], "attributes": {"color": "red"}}
 
 

@@ -11,8 +11,6 @@ import pytest
 from dsr.catalog.readers import detect_format, read_catalog
 from dsr.errors import InputError, UsageError
 
-pytestmark = pytest.mark.unit
-
 
 def test_jsonl_rows_carry_line_numbers_and_broken_lines_a_reason(tmp_path):
     path = tmp_path / "c.jsonl"

@@ -6,8 +6,6 @@ import pytest
 
 from dsr.catalog.validate import Limits, validate_row
 
-pytestmark = pytest.mark.unit
-
 
 def test_a_good_row_keeps_unknown_fields_and_converts_numeric_strings():
     checked = validate_row({"id": 7, "title": "Lamp", "price": "12.5", "colour_code": "x1"})

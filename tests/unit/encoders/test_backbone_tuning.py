@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from dsr.encoders.backbone import check_backbone_dir, minilm_path
-from dsr.encoders.backbone_tuning import BackboneTuneConfig, tune_backbone
+from dsr.encoders.backbone_tuning import BACKBONE_SCHEDULE, BackboneTuneConfig, tune_backbone
 from dsr.encoders.model import BACKBONE_DIR, TwoTowerModel
 from dsr.errors import InputError, ModelFormatError
 from dsr.logs.triples import Triple
 
-pytestmark = [pytest.mark.unit, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 # a shop word the untuned MiniLM cannot know: "zorblax" means a drill
 ITEMS = [
@@ -41,8 +41,8 @@ def _margin(encode_queries, encode_items) -> float:
 
 @pytest.fixture(scope="module")
 def tuned():
-    model, result = tune_backbone(TRIPLES, TEXTS, BackboneTuneConfig(epochs=6, batch_size=6, lr=1e-4,
-                                                                     progress=False), device="cpu")
+    model, result = tune_backbone(TRIPLES, TEXTS, BackboneTuneConfig(schedule=BACKBONE_SCHEDULE.replace(
+        epochs=6, batch_size=6, lr=1e-4, progress=False)), device="cpu")
     return model, result
 
 
@@ -106,4 +106,5 @@ def test_backbone_folders_that_could_run_code_or_unpickle_are_refused(tmp_path):
 
 def test_tuning_without_usable_triples_is_a_clear_error():
     with pytest.raises(InputError, match="no training triple"):
-        tune_backbone([Triple("q", "unknown-item", None)], TEXTS, BackboneTuneConfig(progress=False))
+        tune_backbone([Triple("q", "unknown-item", None)], TEXTS,
+                      BackboneTuneConfig(BACKBONE_SCHEDULE.replace(progress=False)))

@@ -14,8 +14,6 @@ from dsr.logs.jsonl import write_sessions_jsonl
 from dsr.logs.records import Session
 from dsr.logs.synthetic import make_world, simulate_sessions
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize("args", [["train", "--help"], ["train", "retrieval", "--help"], ["encode", "--help"]])
 def test_help(args):

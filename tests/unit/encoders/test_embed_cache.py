@@ -5,12 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from dsr.encoders.embed_cache import item_embeddings, model_dir_key
 from dsr.encoders.hashing import HashingEncoder
-
-pytestmark = pytest.mark.unit
 
 
 class CountingEncoder(HashingEncoder):

@@ -14,8 +14,6 @@ from dsr.encoders.model import TwoTowerModel
 from dsr.errors import ModelFormatError
 from dsr.logs.synthetic import make_world
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture(scope="module")
 def world():

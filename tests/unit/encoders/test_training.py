@@ -4,16 +4,13 @@ cannot see. BM25 is the embedded backend's term search over the same catalog."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from dsr.backends.base import IndexSpec
 from dsr.backends.embedded import EmbeddedBackend
 from dsr.encoders.model import TwoTowerModel
-from dsr.encoders.trainer import TrainConfig, train_two_tower
+from dsr.encoders.trainer import TWO_TOWER_SCHEDULE, TrainConfig, train_two_tower
 from dsr.logs.synthetic import make_world, simulate_sessions
 from dsr.logs.triples import TripleConfig, build_triples
-
-pytestmark = pytest.mark.unit
 
 
 def _recall(ranked: list[list[str]], queries) -> float:
@@ -28,7 +25,8 @@ def test_short_training_run_beats_bm25_on_no_overlap_queries(tmp_path):
     triples = build_triples(sessions, ids, TripleConfig(negatives=("hard", "random")))
     model = TwoTowerModel.build(world.catalog, text_buckets=1 << 12, hidden=(64,), dim=32, device="cpu")
     result = train_two_tower(model, triples, world.catalog,
-                             TrainConfig(epochs=4, batch_size=256, lr=5e-3, progress=False, seed=0))
+                             TrainConfig(schedule=TWO_TOWER_SCHEDULE.replace(
+                                 epochs=4, batch_size=256, lr=5e-3, progress=False, seed=0)))
     assert result.n_triples == len(triples) and result.triples_per_s > 0
     assert result.epochs[-1].loss < result.epochs[0].loss
 

@@ -8,8 +8,6 @@ import pytest
 
 from dsr.eval.dataset import Split, datasets_root, hash_split
 
-pytestmark = pytest.mark.unit
-
 
 def test_hash_split_is_pinned_and_ignores_case_and_outer_spaces() -> None:
     # pinned values: a change of the hash would silently move queries between train and dev

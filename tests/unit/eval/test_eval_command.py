@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from dsr.cli import cli
-
-pytestmark = pytest.mark.unit
 
 
 def test_help_lists_the_options() -> None:

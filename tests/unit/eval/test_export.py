@@ -5,14 +5,11 @@ from __future__ import annotations
 import csv
 import json
 
-import pytest
 from click.testing import CliRunner
 
 from dsr.cli import cli
 from dsr.eval.export import click_sessions
 from dsr.logs.jsonl import load_sessions_jsonl
-
-pytestmark = pytest.mark.unit
 
 
 def test_a_generic_sets_split_becomes_catalog_and_judgments_on_its_own_scale(tmp_path):

@@ -12,8 +12,6 @@ from dsr.eval.dataset import datasets_root, hash_split
 from dsr.eval.judgments import GAIN_SCALE
 from dsr.eval.loaders import load_dataset, load_generic
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture(scope="module")
 def root() -> Path:

@@ -8,8 +8,6 @@ import pytest
 
 from dsr.eval.metrics import bootstrap_ci, compare_runs, evaluate_run
 
-pytestmark = pytest.mark.unit
-
 QRELS = {
     "q1": {"a": 2, "b": 1, "c": 0},  # c judged, not relevant
     "q2": {"d": 1},

@@ -8,8 +8,6 @@ import pytest
 
 from dsr.eval.session_metrics import mean_over_groups, ndcg_at_k, session_auc
 
-pytestmark = pytest.mark.unit
-
 
 def test_session_auc_counts_correctly_ordered_preferred_pairs():
     # preferred: x (label 1); others y, z (0). Scores put x above y but below z.

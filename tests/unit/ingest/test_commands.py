@@ -7,8 +7,6 @@ from click.testing import CliRunner
 
 from dsr.cli import cli
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(("args", "expected"), [
     (["ingest", "--help"], "--max-rejects"),

@@ -12,8 +12,6 @@ from dsr.jobs.judged_candidates import judged_groups
 from dsr.logs.synthetic import make_world
 from dsr.reranker.siamese import SiameseRanker
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture(scope="module")
 def world():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from dsr.cli import cli
@@ -15,8 +14,6 @@ from dsr.logs.synthetic import make_world, simulate_sessions
 from dsr.reranker import load_reranker
 from dsr.reranker.siamese import SiameseRanker
 from dsr.reranker.xgb import XGBoostRanker
-
-pytestmark = pytest.mark.unit
 
 
 def test_train_ranker_help():

@@ -11,8 +11,6 @@ from dsr.logs.jsonl import load_sessions_jsonl, write_sessions_jsonl
 from dsr.logs.load import load_logs
 from dsr.logs.synthetic import make_world, simulate_sessions
 
-pytestmark = pytest.mark.unit
-
 
 def test_round_trip(tmp_path):
     world = make_world(200, 20, 10, seed=1)

@@ -15,8 +15,6 @@ from dsr.logs.synthetic import (
 )
 from dsr.text import tokenize
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture(scope="module")
 def world():

@@ -9,8 +9,6 @@ from dsr.logs.judged import judged_triples, read_graded
 from dsr.logs.records import Session
 from dsr.logs.triples import TripleConfig, build_triples
 
-pytestmark = pytest.mark.unit
-
 ITEMS = [f"i{n}" for n in range(50)]
 
 

@@ -11,8 +11,6 @@ from dsr.errors import InputError
 from dsr.logs.load import load_logs
 from dsr.logs.ubi import load_ubi
 
-pytestmark = pytest.mark.unit
-
 SAMPLE = Path(__file__).resolve().parents[4] / "shared" / "datasets" / "esci-ubi" / "ubi_queries_events.ndjson"
 if not SAMPLE.is_file():
     SAMPLE = Path("/work/shared/datasets/esci-ubi/ubi_queries_events.ndjson")

@@ -10,8 +10,6 @@ import pytest
 from dsr.reranker.base import Candidate
 from dsr.reranker.features import NUMERIC_DEFAULTS, NUMERIC_NAMES, FeatureConfig, FeatureExtractor
 
-pytestmark = pytest.mark.unit
-
 
 def col(name: str) -> int:
     return NUMERIC_NAMES.index(name)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from dsr.logs.records import Session
 from dsr.reranker.pairs import (
     ALL_PREFERRED,
@@ -14,8 +12,6 @@ from dsr.reranker.pairs import (
     build_pairs,
     session_levels,
 )
-
-pytestmark = pytest.mark.unit
 
 NO_BIAS = PositionBias(eta=0.0)
 

@@ -9,8 +9,6 @@ import pytest
 from dsr.logs.load import load_logs
 from dsr.reranker.pairs import PositionBias, build_pairs
 
-pytestmark = pytest.mark.unit
-
 UBI = Path(__file__).resolve().parents[4] / "shared" / "datasets" / "esci-ubi" / "ubi_queries_events.ndjson"
 if not UBI.is_file():
     UBI = Path("/work/shared/datasets/esci-ubi/ubi_queries_events.ndjson")

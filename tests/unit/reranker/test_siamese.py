@@ -15,10 +15,8 @@ from dsr.reranker.loss import PairwiseBCELoss
 from dsr.reranker.siamese import SiameseRanker
 from dsr.reranker.table import FeatureTable
 from dsr.reranker.tower import RankerTower, TowerConfig
-from dsr.reranker.trainer import SiameseTrainConfig, score_table, train_siamese
+from dsr.reranker.trainer import RANKER_SCHEDULE, SiameseTrainConfig, score_table, train_siamese
 from dsr.reranker.xgb import XGBoostRanker, train_xgboost
-
-pytestmark = pytest.mark.unit
 
 SMALL = FeatureConfig(buckets=1 << 12)
 
@@ -116,6 +114,7 @@ def test_train_summary_records_early_stopping(synthetic_groups):
     catalog, train, _ = synthetic_groups
     ext = FeatureExtractor(SMALL, catalog)
     _, summary = train_siamese(train[:200], train[200:300], ext, SiameseTrainConfig(
-        use_text=False, dim=8, hidden=(16, 8, 4), epochs=3, patience=1, progress=False))
+        schedule=RANKER_SCHEDULE.replace(epochs=3, patience=1, progress=False), use_text=False, dim=8,
+        hidden=(16, 8, 4)))
     assert 1 <= summary.best_epoch <= summary.epochs_run <= 3
     assert "session_auc" in summary.best_val

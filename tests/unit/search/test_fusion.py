@@ -18,8 +18,6 @@ from dsr.search.fusion import (
     reciprocal_rank_fusion,
 )
 
-pytestmark = pytest.mark.unit
-
 TERM = [("a", 12.0), ("b", 9.0), ("c", 3.0)]
 VECTOR = [("c", 0.9), ("d", 0.8), ("a", 0.1)]
 

@@ -8,8 +8,6 @@ from dsr.search.fusion import FusionMode, Normalization
 from dsr.server.dsr_request import Limits, has_dsr_ext, parse_dsr_request
 from dsr.server.errors import RequestError
 
-pytestmark = pytest.mark.unit
-
 LIMITS = Limits(max_k=500, default_k=100, default_rerank_top=100, max_size=200)
 
 
@@ -33,10 +31,11 @@ def test_detects_the_ext_object():
 
 def test_defaults():
     r = parse_dsr_request(body(), {}, LIMITS)
-    assert (r.text, r.k, r.term_k, r.rerank, r.rerank_top, r.size, r.from_) == \
+    s = r.search
+    assert (s.text, s.knn_k, s.term_k, s.rerank, s.rerank_top, s.size, s.offset) == \
         ("red sneakers", 100, 100, True, 100, 10, 0)
-    assert r.fusion.mode is FusionMode.RRF and r.fusion.rrf_k == 60
-    assert r.term_query is None and r.filters is None and r.user is None
+    assert s.fusion is not None and s.fusion.mode is FusionMode.RRF and s.fusion.rrf_k == 60
+    assert s.term_query is None and s.filters is None and s.user is None
     assert r.source.enabled and not r.source.includes
 
 
@@ -47,20 +46,22 @@ def test_everything_set():
                 weights={"term": 0.2, "vector": 0.8}, rerank=False, rerank_top=20, user={"user_id": "u1"},
                 filters={"brand": ["a", "b"], "price": {"lte": 50}})}
     r = parse_dsr_request(b, {}, LIMITS)
-    assert (r.k, r.term_k, r.size, r.from_) == (50, 30, 5, 10)
-    assert (r.explain, r.rerank, r.rerank_top) == (True, False, 20)
-    assert r.fusion.mode is FusionMode.LINEAR and r.fusion.normalization is Normalization.Z_SCORE
-    assert r.fusion.weights == {"term": 0.2, "vector": 0.8}
-    assert r.term_query == {"match": {"title": "shoe"}}
-    assert r.user == {"user_id": "u1"}
-    assert r.filters == {"brand": ["a", "b"], "price": {"lte": 50}}
+    s = r.search
+    assert (s.knn_k, s.term_k, s.size, s.offset) == (50, 30, 5, 10)
+    assert (s.explain, s.rerank, s.rerank_top) == (True, False, 20)
+    assert s.fusion is not None
+    assert s.fusion.mode is FusionMode.LINEAR and s.fusion.normalization is Normalization.Z_SCORE
+    assert s.fusion.weights == {"term": 0.2, "vector": 0.8}
+    assert s.term_query == {"match": {"title": "shoe"}}
+    assert s.user == {"user_id": "u1"}
+    assert s.filters == {"brand": ["a", "b"], "price": {"lte": 50}}
     assert r.source.includes == ("title", "price") and r.source.excludes == ("attributes.*",)
 
 
 def test_url_parameters_win_over_the_body():
     r = parse_dsr_request({**body(), "size": 3}, {"size": "7", "from": "2", "explain": "true",
                                                   "_source": "false"}, LIMITS)
-    assert (r.size, r.from_, r.explain, r.source.enabled) == (7, 2, True, False)
+    assert (r.search.size, r.search.offset, r.search.explain, r.source.enabled) == (7, 2, True, False)
 
 
 def test_unknown_dsr_key():

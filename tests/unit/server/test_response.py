@@ -11,8 +11,6 @@ from dsr.server.dsr_request import Limits, SourceFilter, parse_dsr_request
 from dsr.server.errors import error_body
 from dsr.server.response import filter_source, search_response
 
-pytestmark = pytest.mark.unit
-
 DOC = {"title": "Red runner", "price": 59.0, "brand": "acme",
        "attributes": {"color": "red", "size": {"eu": 42, "us": 9}}}
 

@@ -11,8 +11,6 @@ from dsr.commands.serve import _is_loopback, build_settings
 from dsr.errors import UsageError
 from dsr.settings import ConnectionSettings
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize("command", ["serve", "search"])
 def test_help(command):

@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 
 from dsr.errors import VectorIndexError
-from dsr.sidecar.base import VectorIndex
+from dsr.sidecar.base import VectorIndex, VectorReader
 from dsr.sidecar.faiss_index import FaissIndex, IndexConfig
-
-pytestmark = pytest.mark.unit
 
 
 def unit_rows(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -150,3 +148,23 @@ def test_bad_input_is_refused_with_a_clear_error():
 def test_config_round_trips():
     cfg = IndexConfig(dim=12, kind="hnsw", ef_search=99)
     assert IndexConfig.from_config(cfg.to_config()) == cfg
+
+
+def test_it_reads_like_every_vector_source_neighbours_of_one_query_and_similarities_of_given_ids():
+    x = unit_rows(50, 8)
+    ids = [f"sku-{i}" for i in range(50)]
+    index = FaissIndex(8, kind="hnsw", device="cpu")
+    index.upsert(ids, x)
+    index.delete(["sku-3"])
+    assert isinstance(index, VectorReader) and index.origin == "sidecar" and not index.applies_filters
+    found = index.neighbours(x[3], 4)
+    scores, got = index.search(x[3:4], 4)
+    assert list(found.ids) == got[0] and found.scores == pytest.approx(scores[0].tolist())
+    assert "sku-3" not in found.ids and found.sources == {}
+    sims = index.similarities(x[0], ["sku-1", "sku-3", "never", "sku-1"])
+    assert sims == {"sku-1": pytest.approx(float(x[1] @ x[0]))}  # only ids held, once each
+    assert index.similarities(x[0], []) == {}
+    with pytest.raises(VectorIndexError, match="filter"):
+        index.neighbours(x[0], 4, {"brand": "acme"})
+    with pytest.raises(VectorIndexError, match="shape"):
+        index.similarities(x[0, :4], ["sku-1"])

@@ -84,3 +84,33 @@ def test_serving_threads_read_while_ingest_writes(tmp_path):
         t.join()
     assert not errors
     assert len(reader) == 120
+
+
+def test_records_for_any_ranker_keep_every_scalar_field_but_the_large_ones(tmp_path):
+    records = ItemRecords.open_for_every_scalar(tmp_path)
+    records.upsert([{"id": "a", "title": "drill", "price": 12.5, "units_sold": "40", "in_stock": True,
+                     "description": "long", "attributes": {"color": "red"}, "embedding": [0.1, 0.2], "ctr": None}])
+    assert records.get_many(["a"]) == {"a": {"id": "a", "title": "drill", "price": 12.5, "units_sold": "40",
+                                             "in_stock": True}}
+    assert records.keeps_every_scalar and records.covers(["title", "price", "units_sold", "never_seen"])
+    assert not records.covers(["title", "description"]) and not records.covers(["attributes"])
+
+
+def test_a_field_some_item_holds_as_a_list_is_not_recorded_and_the_file_says_so(tmp_path):
+    records = ItemRecords.open_for_every_scalar(tmp_path)
+    records.upsert([{"id": "a", "title": "drill", "tags": "tools"}])
+    assert records.covers(["tags"])
+    records.upsert([{"id": "b", "title": "saw", "tags": ["tools", "wood"]}])
+    assert not records.covers(["tags"])
+    records.upsert([{"id": "c", "title": "axe", "tags": "garden"}])
+    assert "tags" not in records.get_many(["c"])["c"]
+    assert not ItemRecords.open_existing(tmp_path).covers(["tags"])  # a serving process reads the same
+
+
+def test_records_of_declared_fields_opened_for_any_ranker_are_emptied_and_converted(tmp_path):
+    ItemRecords.open(tmp_path, FIELDS).upsert([{"id": "a", "title": "t", "color": "red"}])
+    converted = ItemRecords.open_for_every_scalar(tmp_path)
+    assert converted.keeps_every_scalar and len(converted) == 0  # they could not stand in for every ranker
+    converted.upsert([{"id": "a", "title": "t", "color": "red"}])
+    again = ItemRecords.open(tmp_path, FIELDS)  # declaring fields does not narrow what the file keeps
+    assert again.keeps_every_scalar and again.get_many(["a"])["a"]["color"] == "red"

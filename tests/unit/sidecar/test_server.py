@@ -12,8 +12,6 @@ from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.remote import RemoteVectorIndex
 from dsr.sidecar.server import create_app
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture
 def index():
@@ -70,3 +68,27 @@ def test_an_unreachable_sidecar_is_a_clear_error():
     client = httpx.Client(base_url="http://nowhere", transport=transport)
     with pytest.raises(VectorIndexError, match="unreachable"):
         RemoteVectorIndex("http://nowhere", client=client).health()
+
+
+def test_neighbours_and_similarities_match_the_in_process_index(remote, index):
+    q = np.array([0.6, 0.8, 0, 0], np.float32)
+    found, local = remote.neighbours(q, 3), index.neighbours(q, 3)
+    assert found.ids == local.ids and found.scores == pytest.approx(local.scores)
+    assert remote.origin == "sidecar" and not remote.applies_filters
+    assert remote.similarities(q, ["b", "a", "zz"]) == pytest.approx({"a": 0.6, "b": 0.8})
+    assert remote.similarities(q, []) == {}
+
+
+def test_a_bad_similarity_request_is_a_clear_error(remote):
+    with pytest.raises(VectorIndexError, match="shape"):
+        remote.similarities(np.ones(3, np.float32), ["a"])
+    with pytest.raises(VectorIndexError, match="filter"):
+        remote.neighbours(np.ones(4, np.float32), 2, {"brand": "acme"})
+
+
+def test_the_similarity_endpoint_refuses_ids_that_are_not_strings(index):
+    client = TestClient(create_app(index, device="cpu"))
+    r = client.post("/similarity", json={"vector": [1, 0, 0, 0], "ids": ["a", 1]})
+    assert r.status_code == 400 and "strings" in r.json()["error"]
+    assert client.post("/similarity", json={"ids": ["a"]}).status_code == 400
+    assert client.post("/similarity", json={"vector": [1, 0, 0, 0], "ids": ["a"]}).json() == {"scores": {"a": 1.0}}

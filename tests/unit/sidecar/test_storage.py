@@ -11,8 +11,6 @@ from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.storage import CURRENT, JOURNAL, current_version
 from dsr.sidecar.store import SidecarStore
 
-pytestmark = pytest.mark.unit
-
 
 def rows(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
     x = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)

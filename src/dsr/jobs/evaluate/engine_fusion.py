@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from dsr.backends.client_options import ClientOptions
 from dsr.settings import ConnectionSettings
 
 PIPELINE_ID = "dsr-eval-hybrid"
@@ -41,15 +42,10 @@ class _Http:
     def __init__(self, settings: ConnectionSettings) -> None:
         import httpx
 
-        auth: Any = None
-        headers = {"content-type": "application/json"}
-        if settings.api_key:
-            headers["authorization"] = f"ApiKey {settings.api_key}"
-        elif settings.username:
-            auth = (settings.username, settings.password or "")
-        verify: Any = settings.ca_cert or settings.verify_certs
+        options = ClientOptions.from_settings(settings).httpx_kwargs()
+        options["headers"] = {"content-type": "application/json", **options["headers"]}
         self.base = str(settings.engine_url).rstrip("/")
-        self.client = httpx.Client(auth=auth, headers=headers, verify=verify, timeout=30.0)
+        self.client = httpx.Client(timeout=30.0, **options)
 
     def call(
         self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None

@@ -23,6 +23,7 @@ import numpy as np
 
 from dsr.backends import IndexSpec, SearchBackend, connect
 from dsr.catalog import Item, item_text
+from dsr.encoders.base import Encoder, UserContext
 from dsr.errors import EngineError, UsageError
 from dsr.eval.dataset import EvalDataset
 from dsr.reranker import Reranker, load_reranker
@@ -65,7 +66,7 @@ class Pipeline(Protocol):
 
 
 
-def _progress(queries: Sequence[str], desc: str, enabled: bool):
+def _progress(queries: Sequence[Any], desc: str, enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(queries, desc=desc, unit="q", disable=not enabled, leave=False)
@@ -224,7 +225,7 @@ class EvalContext:
         from dsr.encoders.embed_cache import item_embeddings, model_dir_key
         from dsr.sidecar.faiss_index import FaissIndex
 
-        encoder = self.trained_encoder
+        encoder: Encoder = self.trained_encoder
         model_path = self.model_dir or Path(self.settings.data_dir) / "models" / self.dataset.name / "retrieval"
         features = getattr(getattr(encoder, "config", None), "features", None)
         if getattr(features, "backbone", None) == "minilm" and not getattr(features, "backbone_tuned", False):
@@ -268,6 +269,9 @@ class _WithBackbone:
     def encode_items(self, items: Sequence[Item]) -> np.ndarray:
         rows = [self.row[str(it["id"])] for it in items]
         return self.model.encode_items(items, backbone=self.backbone[rows])
+
+    def encode_queries(self, texts: Sequence[str], users: Sequence[UserContext | None] | None = None) -> np.ndarray:
+        return self.model.encode_queries(texts, users)
 
 
 # -- pipelines -------------------------------------------------------------------------------------

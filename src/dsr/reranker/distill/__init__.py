@@ -19,6 +19,7 @@ from dsr.reranker.distill.grades import GradeScale
 from dsr.reranker.distill.margin_mse import MarginMSELoss
 from dsr.reranker.distill.soft_ce import SoftTargetCrossEntropy
 from dsr.reranker.distill.student import (
+    STUDENT_SCHEDULE,
     StudentTrainConfig,
     StudentTrainSummary,
     hold_out_validation,
@@ -28,6 +29,7 @@ from dsr.reranker.distill.student import (
 )
 from dsr.reranker.distill.teacher import CrossEncoderTeacher, minilm_dir, resolve_device
 from dsr.reranker.distill.teacher_train import (
+    TEACHER_SCHEDULE,
     GradedText,
     TeacherTrainConfig,
     TeacherTrainReport,
@@ -36,6 +38,8 @@ from dsr.reranker.distill.teacher_train import (
 from dsr.reranker.distill.title_queries import queries_from_titles
 
 __all__ = [
+    "STUDENT_SCHEDULE",
+    "TEACHER_SCHEDULE",
     "AugmentConfig",
     "AugmentReport",
     "BackendCandidates",

@@ -203,10 +203,11 @@ def augment(
         except json.JSONDecodeError as e:
             raise InputError(f"{ckpt_path}: unreadable checkpoint ({e.msg}); "
                              "remove the folder to start over") from None
-        done = _reusable_shards(ckpt, qs, fingerprint, cfg.shard_queries)
-        if done is None:
+        reusable = _reusable_shards(ckpt, qs, fingerprint, cfg.shard_queries)
+        if reusable is None:
             raise UsageError(f"{out} holds augmented data made with another teacher, queries or settings; "
                              "use an empty folder (or remove it) to start over")
+        done = reusable
     n_shards = (len(qs) + cfg.shard_queries - 1) // cfg.shard_queries
     report = AugmentReport(queries=len(qs), shards=n_shards, shards_resumed=min(done, n_shards))
     bar = None

@@ -26,24 +26,24 @@ from dsr.reranker.groups import RankGroup, graded_pairs
 from dsr.reranker.siamese import SiameseRanker
 from dsr.reranker.table import FeatureTable
 from dsr.reranker.tower import RankerTower, TowerConfig
-from dsr.reranker.trainer import fit_pairs, schedule_of
+from dsr.reranker.trainer import check_pair_schedule, fit_pairs
+from dsr.schedule import TrainSchedule
+
+STUDENT_SCHEDULE = TrainSchedule(epochs=10, batch_size=256, lr=2e-3, patience=3, threads=2, progress=False)
+"""The student's defaults; patience counts epochs without a better validation NDCG@10 (with validation groups)."""
 
 
 @dataclass(frozen=True)
 class StudentTrainConfig:
+    schedule: TrainSchedule = STUDENT_SCHEDULE
     use_text: bool = True
     dim: int = 32
     hidden: tuple[int, int, int] = (256, 128, 64)
-    epochs: int = 10
-    batch_size: int = 256
-    lr: float = 2e-3
     embedding_lr: float = 2e-4  # the hashed text embeddings learn slower than the MLP (see the ranker's trainer)
-    weight_decay: float = 0.0
-    patience: int = 3  # epochs without a better validation NDCG@10 (only with validation groups)
     evals_per_epoch: int = 4
-    seed: int = 0
-    threads: int = 2
-    progress: bool = False
+
+    def __post_init__(self) -> None:
+        check_pair_schedule(self.schedule, "the student trainer")
 
 
 @dataclass(frozen=True)
@@ -157,9 +157,10 @@ def train_student(
     lowest running margin error.
     """
     cfg = config or StudentTrainConfig()
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.schedule.seed)
     prev_threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
+    if cfg.schedule.threads:
+        torch.set_num_threads(cfg.schedule.threads)
     try:
         table = FeatureTable.build(groups, extractor)
         n_pairs = table.pair_rows.shape[0]
@@ -173,7 +174,8 @@ def train_student(
         tower.set_normalisation(table.numeric)
         loss_fn = MarginMSELoss()
         fit = fit_pairs(tower, table, val, lambda a, b, idx: loss_fn(a, b, margins[idx], table.pair_weights[idx]),
-                        schedule_of(cfg), metric="ndcg@10", val_k=(10,))
+                        cfg.schedule, embedding_lr=cfg.embedding_lr, evals_per_epoch=cfg.evals_per_epoch,
+                        metric="ndcg@10", val_k=(10,))
         summary = StudentTrainSummary(pairs=n_pairs, groups=len(groups), epochs_run=fit.epochs_run,
                                       best_epoch=fit.best_epoch, best_val=fit.best_val, history=fit.history)
         return SiameseRanker(extractor, tower), summary

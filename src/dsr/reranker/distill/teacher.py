@@ -49,9 +49,11 @@ class CrossEncoderTeacher(nn.Module):
     Also a `Reranker`: `score(query, candidates)` returns the expected grade of each candidate.
     """
 
+    encoder: Any  # a transformers encoder (BertModel for MiniLM): its config, layers and embeddings are read
+
     def __init__(
         self,
-        encoder: nn.Module,
+        encoder: Any,
         tokenizer: Any,
         scale: GradeScale,
         *,

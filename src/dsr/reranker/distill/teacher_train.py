@@ -1,7 +1,7 @@
 """Fine-tuning the cross-encoder teacher on graded (query, item, grade) judgments.
 
 On a shared CPU the budget is the point: a subsample of pairs, short sequences (titles fit in ~48
-tokens with the query), one epoch by default. Every knob is in `TeacherTrainConfig`.
+tokens with the query), one epoch by default. Every knob is in `TeacherTrainConfig` and its schedule.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dsr.device import resolve_device
 from dsr.errors import UsageError
-from dsr.finetune import clipped_step, warmup_decay
 from dsr.reranker.distill.grades import GradeScale
 from dsr.reranker.distill.soft_ce import SoftTargetCrossEntropy
-from dsr.reranker.distill.teacher import CrossEncoderTeacher, resolve_device
+from dsr.reranker.distill.teacher import CrossEncoderTeacher
+from dsr.schedule import TrainSchedule, clipped_step, warmup_decay
 
 
 @dataclass(frozen=True)
@@ -30,21 +31,25 @@ class GradedText:
     grade: float
 
 
+TEACHER_SCHEDULE = TrainSchedule(epochs=1, batch_size=32, lr=4e-5, weight_decay=0.01, warmup_share=0.1,
+                                 progress=False)
+"""The teacher's defaults; `lr` is the transformer layers' (the head has its own, see `TeacherTrainConfig`)."""
+
+
 @dataclass(frozen=True)
 class TeacherTrainConfig:
+    schedule: TrainSchedule = TEACHER_SCHEDULE
     max_length: int = 48
     max_pairs: int | None = 4000  # subsample of the judged pairs (None: all)
-    epochs: int = 1
-    batch_size: int = 32
-    lr: float = 4e-5  # transformer layers
     head_lr: float = 1e-3  # the fresh classification head learns faster
-    warmup: float = 0.1  # share of steps with a linear warm-up
-    weight_decay: float = 0.01
     freeze_layers: int = 0  # freeze the embeddings and this many bottom layers (cheaper on a CPU)
     pooling: str = "mean"
-    seed: int = 0
     device: str | None = None
-    threads: int | None = None  # torch CPU threads (None: leave as is)
+
+    def __post_init__(self) -> None:
+        self.schedule.whole_epochs("the teacher trainer")
+        if self.schedule.patience is not None:
+            raise UsageError("the teacher trains without validation: its schedule takes no patience")
 
 
 @dataclass(frozen=True)
@@ -61,17 +66,18 @@ def train_teacher(
     config: TeacherTrainConfig | None = None,
     *,
     teacher: CrossEncoderTeacher | None = None,
-    progress: bool = False,
     on_step: Callable[[int, float], None] | None = None,
 ) -> tuple[CrossEncoderTeacher, TeacherTrainReport]:
     """Fine-tune (a fresh MiniLM teacher unless given one) with soft-target cross-entropy."""
     cfg = config or TeacherTrainConfig()
+    schedule = cfg.schedule
+    epochs = schedule.whole_epochs("the teacher trainer")
     if not examples:
         raise UsageError("no judged pairs to train the teacher on")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    rng = random.Random(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    if schedule.threads:
+        torch.set_num_threads(schedule.threads)
+    rng = random.Random(schedule.seed)
+    torch.manual_seed(schedule.seed)
     data = list(examples)
     if cfg.max_pairs is not None and len(data) > cfg.max_pairs:
         data = rng.sample(data, cfg.max_pairs)
@@ -84,30 +90,30 @@ def train_teacher(
     head_params = list(model.head.parameters())
     head_ids = {id(p) for p in head_params}
     body = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
-    opt = torch.optim.AdamW([{"params": body, "lr": cfg.lr}, {"params": head_params, "lr": cfg.head_lr}],
-                            weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
-    total = max(1, steps_per_epoch * cfg.epochs)
-    sched = warmup_decay(opt, total, int(total * cfg.warmup))
+    opt = torch.optim.AdamW([{"params": body, "lr": schedule.lr}, {"params": head_params, "lr": cfg.head_lr}],
+                            weight_decay=schedule.weight_decay)
+    steps_per_epoch = math.ceil(len(data) / schedule.batch_size)
+    total = max(1, steps_per_epoch * epochs)
+    lr_schedule = warmup_decay(opt, schedule, total)
     loss_fn = SoftTargetCrossEntropy()
     targets_all = scale.soft_targets(np.array([e.grade for e in data]))
 
     bar = None
-    if progress:
+    if schedule.progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc="teacher", unit="step")
     losses: list[float] = []
     model.train()
     step = 0
-    for _ in range(cfg.epochs):
+    for _ in range(epochs):
         order = list(range(len(data)))
         rng.shuffle(order)
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
+        for start in range(0, len(order), schedule.batch_size):
+            idx = order[start:start + schedule.batch_size]
             batch = model.tokenize([data[i].query for i in idx], [data[i].text for i in idx])
             target = torch.from_numpy(targets_all[idx]).to(model.device)
-            losses.append(clipped_step(loss_fn(model(batch), target), model, opt, sched))
+            losses.append(clipped_step(loss_fn(model(batch), target), model, opt, lr_schedule))
             step += 1
             if on_step is not None:
                 on_step(step, losses[-1])

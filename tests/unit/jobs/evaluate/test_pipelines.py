@@ -12,8 +12,6 @@ from dsr.jobs.evaluate.pipelines import REGISTRY, EvalContext, parse_pipelines, 
 from dsr.jobs.evaluate.runner import evaluate_dataset, preflight
 from dsr.settings import ConnectionSettings
 
-pytestmark = pytest.mark.unit
-
 
 def test_ranked_run_keeps_the_pipeline_order_and_drops_repeats() -> None:
     run = ranked_run(["b", "a", "b", "c"])

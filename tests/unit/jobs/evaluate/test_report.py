@@ -11,8 +11,6 @@ from dsr.eval.metrics import compare_runs, evaluate_run
 from dsr.jobs.evaluate.report import losses_vs_bm25, markdown_table, write_report
 from dsr.jobs.evaluate.runner import PipelineResult, SplitResult
 
-pytestmark = pytest.mark.unit
-
 JUDGMENTS = {"red shoe": {"a": 2, "b": 1}, "blue hat": {"c": 1}, "green bag": {"d": 1}}
 RUNS = {
     "bm25": {"red shoe": {"a": 2.0, "x": 1.0}, "blue hat": {"c": 1.0}, "green bag": {"y": 1.0}},

@@ -12,7 +12,14 @@ import torch
 
 from dsr.catalog import item_text
 from dsr.logs.synthetic import SyntheticWorld, make_world
-from dsr.reranker.distill import CrossEncoderTeacher, GradedText, GradeScale, TeacherTrainConfig, train_teacher
+from dsr.reranker.distill import (
+    TEACHER_SCHEDULE,
+    CrossEncoderTeacher,
+    GradedText,
+    GradeScale,
+    TeacherTrainConfig,
+    train_teacher,
+)
 from dsr.text import term_overlap
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -67,6 +74,7 @@ def tiny_world() -> TinyWorld:
     examples = [GradedText(q, item_text(catalog[i]), g) for q, items in judged.items() for i, g in items.items()]
     teacher, _ = train_teacher(
         examples, GradeScale(0, 3, 4),
-        TeacherTrainConfig(max_length=20, max_pairs=96, batch_size=16, lr=1e-4, head_lr=5e-3, freeze_layers=4),
+        TeacherTrainConfig(schedule=TEACHER_SCHEDULE.replace(batch_size=16, lr=1e-4), max_length=20, max_pairs=96,
+                           head_lr=5e-3, freeze_layers=4),
     )
     return TinyWorld(world, catalog, judged, teacher)

@@ -8,8 +8,6 @@ from dsr.reranker.distill.augment import CHECKPOINT
 
 from .conftest import OverlapCandidates
 
-pytestmark = pytest.mark.unit
-
 
 class Interrupted(Exception):
     pass

@@ -13,8 +13,6 @@ from dsr.reranker.base import Candidate
 from dsr.reranker.distill import CrossEncoderTeacher, read_scored
 from dsr.reranker.siamese import SiameseRanker
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize("args", [["distill", "--help"], ["distill", "augment", "--help"],
                                   ["distill", "train", "--help"], ["train", "teacher", "--help"]])

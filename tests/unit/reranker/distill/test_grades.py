@@ -3,8 +3,6 @@ import pytest
 
 from dsr.reranker.distill import GradeScale
 
-pytestmark = pytest.mark.unit
-
 
 def test_integer_grades_are_one_hot():
     scale = GradeScale(1, 3, 3)

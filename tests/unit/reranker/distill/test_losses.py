@@ -3,8 +3,6 @@ import torch
 
 from dsr.reranker.distill import MarginMSELoss, SoftTargetCrossEntropy
 
-pytestmark = pytest.mark.unit
-
 
 def test_soft_cross_entropy_equals_hard_cross_entropy_on_one_hot_targets():
     logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])

@@ -7,6 +7,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from dsr.reranker.distill import (
+    STUDENT_SCHEDULE,
     AugmentConfig,
     StudentTrainConfig,
     augment,
@@ -21,8 +22,6 @@ from dsr.reranker.siamese import SiameseRanker
 
 from .conftest import OverlapCandidates
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture(scope="module")
 def distilled(tiny_world, tmp_path_factory):
@@ -33,8 +32,8 @@ def distilled(tiny_world, tmp_path_factory):
     groups, _ = margin_groups(read_scored(out), tiny_world.catalog, max_pairs_per_query=60)
     train, held = groups[:-6], groups[-6:]
     extractor = FeatureExtractor(FeatureConfig(buckets=1 << 12), tiny_world.catalog)
-    ranker, summary = train_student(train, extractor, StudentTrainConfig(epochs=30, batch_size=64, dim=16,
-                                                                        hidden=(32, 16, 8), lr=3e-3))
+    ranker, summary = train_student(train, extractor, StudentTrainConfig(
+        schedule=STUDENT_SCHEDULE.replace(epochs=30, batch_size=64, lr=3e-3), dim=16, hidden=(32, 16, 8)))
     return ranker, summary, train, held
 
 
@@ -92,8 +91,9 @@ def test_the_student_early_stops_on_the_human_labelled_validation(tiny_world, sc
     val, rest, _ = hold_out_validation(scored, held, tiny_world.catalog)
     groups, _ = margin_groups(rest, tiny_world.catalog, max_pairs_per_query=60)
     extractor = FeatureExtractor(FeatureConfig(buckets=1 << 12), tiny_world.catalog)
-    _, summary = train_student(groups, extractor, StudentTrainConfig(epochs=6, batch_size=64, dim=16,
-                                                                     hidden=(32, 16, 8), patience=2), val_groups=val)
+    _, summary = train_student(groups, extractor, StudentTrainConfig(
+        schedule=STUDENT_SCHEDULE.replace(epochs=6, batch_size=64, patience=2), dim=16, hidden=(32, 16, 8)),
+        val_groups=val)
     val_ndcg = [h["val_ndcg@10"] for h in summary.history]
     assert len(val_ndcg) == 4 * summary.epochs_run or summary.epochs_run < 6  # four checks an epoch
     best = val_ndcg.index(max(val_ndcg))

@@ -8,8 +8,6 @@ from dsr.reranker.base import Candidate, Reranker
 from dsr.reranker.distill import CrossEncoderTeacher
 from dsr.reranker.distill.teacher import KIND
 
-pytestmark = pytest.mark.unit
-
 
 def _pairs(tiny_world, n=12):
     rows = [(q, tiny_world.catalog[i]) for q, items in tiny_world.judged.items() for i in items][:n]
