@@ -46,7 +46,9 @@ class OpenSearchBackend(ClusterBackend):
 
     def _knn_body(self, field: str, vector: list[float], k: int, num_candidates: int,
                   clauses: list[dict[str, Any]]) -> dict[str, Any]:
-        clause: dict[str, Any] = {"vector": vector, "k": max(k, num_candidates // 10)}
+        # OpenSearch's `k` is the candidate count of the graph search (Elasticsearch's num_candidates):
+        # the page is cut to k by `size`, so the two engines search equally deep
+        clause: dict[str, Any] = {"vector": vector, "k": max(k, num_candidates)}
         if clauses:
             clause["filter"] = {"bool": {"filter": clauses}}
         return {"size": k, "query": {"knn": {field: clause}}}

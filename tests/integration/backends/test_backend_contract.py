@@ -80,6 +80,22 @@ def test_knn_returns_the_nearest_stored_vector(loaded: SearchBackend, index_name
     assert hits[0].source["title"].startswith("Désk")
 
 
+def test_knn_with_candidates_to_spare_finds_the_exact_top_k(any_backend: SearchBackend, index_name: str) -> None:
+    # 60 random unit vectors and num_candidates above the count: every engine must then return the
+    # exact top 10 in exact order, as a brute-force dot product finds them
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(60, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert any_backend.ensure_index(IndexSpec(index_name, dims=16))
+    docs = [{"id": f"v{i}", "title": f"item {i}", "embedding": v.tolist()} for i, v in enumerate(vectors)]
+    assert any_backend.bulk_upsert(index_name, docs).ok
+    any_backend.refresh(index_name)
+    for query in rng.normal(size=(12, 16)).astype(np.float32):
+        query /= np.linalg.norm(query)
+        exact = [f"v{i}" for i in np.argsort(-(vectors @ query), kind="stable")[:10]]
+        hits = any_backend.knn_search(index_name, query, k=10, num_candidates=100)
+        assert [h.id for h in hits] == exact
+
 @pytest.mark.parametrize("filters, expected", [
     ({"brand": "Zed"}, {"shoe-2", "kettle-1"}),
     ({"brand": ["Acme", "Lumo"]}, {"shoe-1", "lamp-1"}),

@@ -132,8 +132,8 @@ def test_the_queries_neighbours_do_not_tie():
 
 
 def exact_engine(backend: SearchBackend, index: str) -> EngineVectors:
-    # OpenSearch's HNSW keeps num_candidates / 10 candidates: ten times the catalog searches all of it
-    return EngineVectors(backend, index, num_candidates=10 * len(ROWS))
+    # as many candidates as the catalog holds: the engine's HNSW search is then exhaustive
+    return EngineVectors(backend, index, num_candidates=len(ROWS))
 
 
 def _candidates(backend: SearchBackend, index: str, vectors: Any, text: str) -> list[Candidate]:
