@@ -8,50 +8,27 @@ the ranker a transparent one (cheapest first), so the expected order can be chec
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
 from dsr.backends.base import IndexSpec, SearchBackend
-from dsr.catalog import numeric_field
 from dsr.encoders.hashing import HashingEncoder
 from dsr.engines import free_port
-from dsr.reranker.base import Candidate
 from dsr.search.hybrid import HybridSearcher
 from dsr.search.request import SearchRequest
 from dsr.server import ServeSettings, create_app
 from dsr.server.dsr_request import Limits
 from dsr.settings import ConnectionSettings
 from dsr.sidecar.faiss_index import FaissIndex
-from dsr.sidecar.items import ItemRecords
 from dsr.sidecar.remote import RemoteVectorIndex
 
+from ..support.shoes import BrokenRanker, CheapestFirst, MgetCounting, TitlePriceRanker, catalog, records
+
 DIM = 64
-COLORS = ["red", "blue", "green", "black", "white"]
-KINDS = ["sneakers", "boots", "sandals", "running shoes", "hiking boots", "slippers"]
-BRANDS = ["acme", "zenit", "orbit"]
-
-
-def catalog() -> list[dict[str, Any]]:
-    rows = []
-    for i in range(90):
-        color, kind, brand = COLORS[i % 5], KINDS[(i // 5) % 6], BRANDS[i % 3]
-        rows.append({"id": f"p{i:03d}", "title": f"{color} {kind} {i}", "brand": brand,
-                     "category": f"Shoes > {kind.title()}", "price": float(100 - i % 37),
-                     "description": f"{brand} {kind} in {color}"})
-    return rows
-
-
-class CheapestFirst:
-    """A transparent `Reranker`: cheaper items first, so the re-ranked order is predictable."""
-
-    def score(self, query: str, candidates: Sequence[Candidate], user: Mapping[str, Any] | None = None
-              ) -> np.ndarray:
-        return np.array([-numeric_field(c.item, "price") for c in candidates], dtype=np.float32)
 
 
 @dataclass
@@ -267,12 +244,6 @@ def test_the_engines_own_knn_can_be_the_vector_side(indexed):
     assert [h.source["price"] for h in result.hits] == sorted(h.source["price"] for h in result.hits)
 
 
-class BrokenRanker:
-    def score(self, query: str, candidates: Sequence[Candidate], user: Mapping[str, Any] | None = None
-              ) -> np.ndarray:
-        raise RuntimeError("ranker weights not loaded")
-
-
 def test_a_failing_ranker_degrades_to_the_fused_order(indexed):
     backend, index, sidecar = indexed
     searcher = HybridSearcher(backend, index, HashingEncoder(DIM), sidecar, BrokenRanker())
@@ -285,22 +256,10 @@ def test_a_failing_ranker_degrades_to_the_fused_order(indexed):
     assert [h.fused.rank for h in result.hits] == [1, 2, 3, 4, 5]
 
 
-class RecordingRanker(CheapestFirst):
-    """CheapestFirst that keeps the candidates it was given."""
-
-    def __init__(self) -> None:
-        self.seen: list[Candidate] = []
-
-    def score(self, query: str, candidates: Sequence[Candidate], user: Mapping[str, Any] | None = None
-              ) -> np.ndarray:
-        self.seen = list(candidates)
-        return super().score(query, candidates, user)
-
-
 def test_every_candidate_the_ranker_reads_has_its_source_even_deep_vector_neighbours(indexed):
     # no term matches: the whole re-rank head is sidecar neighbours, most beyond the early fetch
     backend, index, sidecar = indexed
-    ranker = RecordingRanker()
+    ranker = CheapestFirst()
     searcher = HybridSearcher(backend, index, HashingEncoder(DIM), sidecar, ranker)
     try:
         result = searcher.run(SearchRequest("zzqx", size=10, term_k=50, knn_k=80, rerank_top=80))
@@ -312,39 +271,12 @@ def test_every_candidate_the_ranker_reads_has_its_source_even_deep_vector_neighb
     assert [h.source["price"] for h in result.hits] == sorted(h.source["price"] for h in result.hits)
 
 
-class MgetCounting:
-    """The real backend, noting the ids each `mget` asks for."""
-
-    def __init__(self, backend: SearchBackend) -> None:
-        self._backend = backend
-        self.mget_ids: list[list[str]] = []
-
-    def mget(self, index: str, ids: Sequence[str]) -> dict[str, Any]:
-        self.mget_ids.append(list(ids))
-        return self._backend.mget(index, ids)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._backend, name)
-
-
-class TitlePriceRanker(RecordingRanker):
-    """Cheapest first, declaring the only fields it reads."""
-
-    item_fields = ("title", "price")
-
-
-def recorded(tmp_path, rows: Sequence[Mapping[str, Any]], fields: tuple[str, ...] = ("title", "price")) -> ItemRecords:
-    records = ItemRecords.open(tmp_path / "records", fields)
-    records.upsert(rows)
-    return records
-
-
 def test_item_records_feed_the_ranker_and_only_the_page_is_fetched_from_the_cluster(indexed, tmp_path):
     # no term matches: every candidate is a sidecar neighbour, and none has a source yet
     backend, index, sidecar = indexed
     spy, ranker = MgetCounting(backend), TitlePriceRanker()
     searcher = HybridSearcher(spy, index, HashingEncoder(DIM), sidecar, ranker,  # type: ignore[arg-type]
-                              item_records=recorded(tmp_path, catalog()))
+                              item_records=records(tmp_path))
     try:
         result = searcher.run(SearchRequest("zzqx", size=10, term_k=50, knn_k=80, rerank_top=80))
     finally:
@@ -361,7 +293,7 @@ def test_a_recorded_neighbour_gone_from_the_index_leaves_the_page_with_a_warning
     sidecar.upsert(["ghost-1"], HashingEncoder(DIM).encode_queries(["purple unicorn slippers"]))
     rows = [*catalog(), {"id": "ghost-1", "title": "purple unicorn slippers", "price": 0.0}]  # the cheapest
     searcher = HybridSearcher(backend, index, HashingEncoder(DIM), sidecar, TitlePriceRanker(),
-                              item_records=recorded(tmp_path, rows))
+                              item_records=records(tmp_path, rows))
     try:
         result = searcher.run(SearchRequest("purple unicorn slippers", size=5, term_k=10, knn_k=10))
     finally:
@@ -376,7 +308,7 @@ def test_records_missing_a_field_the_ranker_reads_are_not_used(indexed, tmp_path
     ranker = TitlePriceRanker()
     ranker.item_fields = ("title", "price", "description")  # type: ignore[misc]
     searcher = HybridSearcher(backend, index, HashingEncoder(DIM), sidecar, ranker,
-                              item_records=recorded(tmp_path, catalog()))
+                              item_records=records(tmp_path))
     try:
         result = searcher.run(SearchRequest("zzqx", size=10, term_k=50, knn_k=40, rerank_top=40))
     finally:

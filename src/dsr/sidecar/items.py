@@ -28,7 +28,8 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +77,7 @@ class ItemRecords:
         full re-ingest. An existing file that keeps every scalar field stays so (it holds more).
         """
         path = records_path(directory)
-        existed = path.exists()
-        conn: sqlite3.Connection | None = None
-        try:
-            conn = _prepare(path)
-            version, meta = _read_meta(conn, path) if existed else (None, {})
+        with _opened(path) as (conn, version, meta):
             if version == SCALARS_FORMAT:
                 return cls(path, None, json.loads(meta.get("unrecorded", "[]")))
             stored = tuple(json.loads(meta.get("fields", "[]")))
@@ -89,11 +86,6 @@ class ItemRecords:
                 raise VectorIndexError(f"{path}: no item fields declared")
             if declared != stored:
                 _write_meta(conn, DECLARED_FORMAT, fields=json.dumps(declared))
-        except sqlite3.DatabaseError as e:
-            raise VectorIndexError(f"{path}: not a readable item records file ({e})") from None
-        finally:
-            if conn is not None:
-                conn.close()
         return cls(path, declared)
 
     @classmethod
@@ -105,11 +97,7 @@ class ItemRecords:
         the searcher fetches their sources instead, and `dsr verify --repair` refills them.
         """
         path = records_path(directory)
-        existed = path.exists()
-        conn: sqlite3.Connection | None = None
-        try:
-            conn = _prepare(path)
-            version, meta = _read_meta(conn, path) if existed else (None, {})
+        with _opened(path) as (conn, version, meta):
             if version == SCALARS_FORMAT:
                 return cls(path, None, json.loads(meta.get("unrecorded", "[]")))
             if version is not None:
@@ -119,11 +107,6 @@ class ItemRecords:
                 with conn:
                     conn.execute("DELETE FROM items")
             _write_meta(conn, SCALARS_FORMAT, unrecorded=json.dumps(list(UNRECORDED)))
-        except sqlite3.DatabaseError as e:
-            raise VectorIndexError(f"{path}: not a readable item records file ({e})") from None
-        finally:
-            if conn is not None:
-                conn.close()
         return cls(path, None, UNRECORDED)
 
     @classmethod
@@ -200,6 +183,26 @@ class ItemRecords:
         if conn is None:
             conn = self._local.conn = _connect(self.path)
         return conn
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[tuple[sqlite3.Connection, int | None, dict[str, str]]]:
+    """A set-up connection to the file at `path` with its format version and meta entries, closed after.
+
+    A file that is not SQLite (or is damaged) is refused as a `VectorIndexError`, whether the damage
+    shows when it is read or when its meta is rewritten.
+    """
+    existed = path.exists()
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = _prepare(path)
+        version, meta = _read_meta(conn, path) if existed else (None, {})
+        yield conn, version, meta
+    except sqlite3.DatabaseError as e:
+        raise VectorIndexError(f"{path}: not a readable item records file ({e})") from None
+    finally:
+        if conn is not None:
+            conn.close()
 
 
 def _prepare(path: Path) -> sqlite3.Connection:

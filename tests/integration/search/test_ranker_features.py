@@ -14,21 +14,15 @@ receives is the pipeline's.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
 from dsr.backends.base import IndexSpec, SearchBackend
 from dsr.encoders.hashing import HashingEncoder
-from dsr.engines import free_port
 from dsr.reranker.base import Candidate
 from dsr.search.engine_vectors import EngineVectors
 from dsr.search.hybrid import HybridSearcher
@@ -36,26 +30,15 @@ from dsr.search.request import SearchRequest
 from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.remote import RemoteVectorIndex
 
+from ...support.shoes import catalog
+from ...support.sidecar_process import served_sidecar
+
 DIM = 32
 K = 10  # term_k and knn_k
 QUERIES = ["red sneakers", "blue hiking boots", "acme sandals", "black running shoes", "zenit slippers"]
-COLORS = ["red", "blue", "green", "black", "white"]
-KINDS = ["sneakers", "boots", "sandals", "running shoes", "hiking boots", "slippers"]
-BRANDS = ["acme", "zenit", "orbit"]
 ENCODER = HashingEncoder(DIM)
 
-
-def catalog() -> list[dict[str, Any]]:
-    rows = []
-    for i in range(40):
-        color, kind, brand = COLORS[i % 5], KINDS[(i // 5) % 6], BRANDS[i % 3]
-        rows.append({"id": f"p{i:03d}", "title": f"{color} {kind} {i}", "brand": brand,
-                     "category": f"Shoes > {kind.title()}", "price": float(100 - i % 37),
-                     "description": f"{brand} {kind} in {color}"})
-    return rows
-
-
-ROWS = catalog()
+ROWS = catalog(40)
 VECTORS = np.random.default_rng(11).normal(size=(len(ROWS), DIM)).astype(np.float32)
 VECTORS /= np.linalg.norm(VECTORS, axis=1, keepdims=True)
 
@@ -72,10 +55,6 @@ class Recorder:
         return -np.arange(len(candidates), dtype=np.float32)
 
 
-def _dsr(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from dsr.cli import main; main()", *args]
-
-
 @pytest.fixture(scope="module")
 def local_sidecar() -> FaissIndex:
     sidecar = FaissIndex(DIM, kind="flat", device="cpu")
@@ -88,25 +67,8 @@ def sidecar_url(local_sidecar: FaissIndex, tmp_path_factory: pytest.TempPathFact
     """The same sidecar served by `dsr sidecar serve` in its own process."""
     directory = tmp_path_factory.mktemp("sidecar") / "sc"
     local_sidecar.save(directory)
-    port = free_port()
-    proc = subprocess.Popen(_dsr("sidecar", "serve", "--dir", str(directory), "--port", str(port), "--device", "cpu"),
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "sidecar exited"
-            assert time.monotonic() < deadline, "dsr sidecar serve did not start"
-            time.sleep(0.1)
+    with served_sidecar(directory) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(params=["elasticsearch", "opensearch"])

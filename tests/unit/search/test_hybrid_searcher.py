@@ -14,17 +14,8 @@ from dsr.search.hybrid import HybridSearcher
 from dsr.search.request import SearchRequest
 from dsr.sidecar.faiss_index import FaissIndex
 
-from .conftest import (
-    DIM,
-    INDEX,
-    BrokenRanker,
-    CheapestFirst,
-    MgetCounting,
-    TitlePriceRanker,
-    catalog,
-    exact_sidecar,
-    records,
-)
+from ...support.shoes import BrokenRanker, CheapestFirst, MgetCounting, TitlePriceRanker, catalog, records
+from .conftest import DIM, INDEX, exact_sidecar
 
 ENCODER = HashingEncoder(DIM)
 

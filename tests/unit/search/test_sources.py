@@ -6,7 +6,8 @@ from dsr.backends.base import Hit
 from dsr.search.sources import Sources, SourcesGone
 from dsr.search.timings import Timings
 
-from .conftest import INDEX, MgetCounting
+from ...support.shoes import MgetCounting
+from .conftest import INDEX
 
 
 def test_fetch_gets_what_is_unknown_once_and_remembers_what_is_gone(backend):

@@ -1,0 +1,8 @@
+"""Parts the tests of several folders share: a synthetic shoe catalog with transparent rankers, and
+`dsr sidecar serve` run as its own process.
+
+Tests import them relatively (`from ..support.shoes import catalog` in tests/e2e). Under
+`--import-mode=importlib` pytest names every test module after its path from the rootdir
+(`tests.e2e.test_serve_hybrid`), with `tests` a namespace package, so `tests.support` resolves
+without tests/ on `sys.path`.
+"""
