@@ -36,22 +36,27 @@ from dsr.encoders.resolve import MODEL_HELP
 @click.option("--quiet", "-q", is_flag=True, default=False, help="No progress bar and no summary line.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a JSON report (counts, seconds, items/s, exit code) to this file.")
+@click.option("--force", is_flag=True, default=False,
+              help="Ingest CATALOG from the top even if it was already ingested unchanged (or a checkpoint exists).")
 @click.pass_context
 def ingest(ctx: click.Context, catalog: Path | None, index_name: str, engine_url: str | None, model: str | None,
            sidecar: Path | None, sidecar_kind: str, fmt: str | None, delete_file: Path | None, batch_size: int,
            max_rejects: int | None, rejects_path: Path | None, checkpoint_path: Path | None,
-           no_embedding_field: bool, device: str | None, quiet: bool, report_path: Path | None) -> None:
+           no_embedding_field: bool, device: str | None, quiet: bool, report_path: Path | None, force: bool) -> None:
     """Validate, encode and write CATALOG (jsonl, csv or parquet) to the cluster and the sidecar.
 
     Re-running the same command after a crash, or after the cluster could not take a batch (unreachable,
-    or still overloaded after the bulk write's backoff), resumes from the checkpoint. Rows with `"_deleted": true`
-    are deleted. Exit status: 0 all written, 4 some rows rejected, 5 stopped past --max-rejects.
+    or still overloaded after the bulk write's backoff), resumes from the checkpoint. Re-running it after it
+    finished writes nothing and says so, unless the catalog, model, index or sidecar changed since (--force
+    ingests anyway). Rows with `"_deleted": true` are deleted. Exit status: 0 all written, 4 some rows
+    rejected, 5 stopped past --max-rejects (a run with nothing to do exits as the run that did it).
     """
     from dsr.backends import connect
     from dsr.encoders.resolve import resolve_encoder
     from dsr.errors import UsageError
     from dsr.ingest import IngestOptions, read_delete_file
     from dsr.ingest import ingest as run_ingest
+    from dsr.ingest.checkpoint import model_identity
     from dsr.sidecar import default_sidecar_dir
 
     if catalog is None and delete_file is None:
@@ -59,7 +64,7 @@ def ingest(ctx: click.Context, catalog: Path | None, index_name: str, engine_url
     settings = ctx.obj.with_engine(engine_url)
     data_dir = Path(settings.data_dir)
     options = IngestOptions(batch_size=batch_size, max_rejects=max_rejects, embed_in_cluster=not no_embedding_field,
-                            fmt=fmt, sidecar_kind=sidecar_kind, progress=not quiet)
+                            fmt=fmt, sidecar_kind=sidecar_kind, progress=not quiet, force=force)
     encoder = resolve_encoder(model, device=device)
     backend = connect(settings)
     try:
@@ -69,7 +74,7 @@ def ingest(ctx: click.Context, catalog: Path | None, index_name: str, engine_url
             rejects_path=rejects_path or data_dir / "ingest" / f"{index_name}.rejects.jsonl",
             checkpoint_path=checkpoint_path or data_dir / "ingest" / f"{index_name}.checkpoint.json",
             delete_ids=read_delete_file(delete_file) if delete_file else None,
-            options=options,
+            options=options, model=model_identity(model),
         )
     finally:
         backend.close()

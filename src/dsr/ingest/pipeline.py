@@ -6,14 +6,21 @@ checkpoint moves forward only after both stores (and the rejects file) are durab
 point leaves at most one batch to redo, and redoing it is harmless: both stores upsert by id.
 The sidecar also keeps a record of each item with every field a ranker can read (`dsr.sidecar.items`),
 so serving needs no `mget` to re-rank sidecar neighbours, whichever ranker it serves.
+
+A resumed run re-checks, while it skips the rows the checkpoint counts as done, that the sidecar still
+holds them (and no longer holds the deleted ones), and re-writes what it lost. A finished run leaves a
+completion record (`dsr.ingest.checkpoint.Completion`); running it again with nothing changed writes
+nothing and says so, unless `force` is set.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +31,15 @@ from dsr.catalog.readers import SourceRow, detect_format, progress_total, read_c
 from dsr.catalog.validate import Limits, check_id, validate_row
 from dsr.encoders.base import Encoder
 from dsr.errors import UsageError
-from dsr.ingest.checkpoint import Checkpoint, RejectsFile, fingerprint
+from dsr.ingest.checkpoint import (
+    Checkpoint,
+    Completion,
+    RejectsFile,
+    completion_path,
+    content_sha256,
+    fingerprint,
+    sidecar_state,
+)
 from dsr.ingest.writer import ClusterWriter
 from dsr.sidecar.store import SidecarStore
 
@@ -44,6 +59,7 @@ class IngestOptions:
     sidecar_kind: str = "auto"
     limits: Limits = field(default_factory=Limits)
     progress: bool = True
+    force: bool = False  # ingest from the top even when a completion record or a checkpoint says otherwise
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -56,7 +72,10 @@ class IngestOptions:
 class IngestReport:
     """What a run did. `cluster_retries` counts the bulk requests that re-sent documents the cluster
     had refused with 429 (the backend's backoff, for writes and deletions alike); a run that could not
-    reach the cluster stops with an error instead, and its re-run resumes from the checkpoint."""
+    reach the cluster stops with an error instead, and its re-run resumes from the checkpoint.
+    `restored` counts the items a resumed run found missing from the sidecar (or still in it, when
+    deleted) although the checkpoint counted them as done, and wrote again. `up_to_date` says the run
+    wrote nothing because the catalog was already ingested (`ingested_at`); the counts are that run's."""
 
     index: str
     catalog: str | None
@@ -74,7 +93,10 @@ class IngestReport:
     done_before_resume: int = 0  # items written/deleted by the run(s) this one resumed
     cluster_retries: int = 0
     sidecar_count: int = 0
+    restored: int = 0
     stopped: bool = False
+    up_to_date: bool = False
+    ingested_at: str | None = None
     exit_code: int = EXIT_OK
 
     @property
@@ -90,10 +112,16 @@ class IngestReport:
         return out
 
     def summary(self) -> str:
+        if self.up_to_date:
+            return (f"nothing to do: {self.catalog} is unchanged since it was ingested into {self.index} at "
+                    f"{self.ingested_at} (read {self.read}, written {self.written}, deleted {self.deleted}, "
+                    f"rejected {self.rejected}" + (f"; rejects in {self.rejects_file}" if self.rejected else "")
+                    + "); nothing was written; use --force to ingest it again")
         status = "stopped: too many rejects" if self.stopped else "done"
         return (f"{status}: read {self.read}, written {self.written}, deleted {self.deleted}, "
                 f"rejected {self.rejected} in {self.seconds:.1f}s ({self.items_per_second:.0f} items/s)"
-                + (f"; rejects in {self.rejects_file}" if self.rejected else ""))
+                + (f"; rejects in {self.rejects_file}" if self.rejected else "")
+                + (f"; re-wrote {self.restored} items the sidecar had lost" if self.restored else ""))
 
 
 @dataclass
@@ -175,6 +203,25 @@ class _Run:
         self.report.sidecar_seconds += time.perf_counter() - t1
         self.report.deleted += len(acked)
 
+    def restore(self, lost: list[_Pending]) -> None:
+        """Write to the sidecar alone what it lost although the cluster acknowledged it (and the checkpoint)."""
+        upserts = [p for p in lost if not p.deleted]
+        if upserts:
+            t0 = time.perf_counter()
+            vectors = np.asarray(self.encoder.encode_items([p.item for p in upserts]), dtype=np.float32)
+            t1 = time.perf_counter()
+            self.report.encode_seconds += t1 - t0
+            self.store.upsert([p.item["id"] for p in upserts], vectors, [p.item for p in upserts])
+            self.report.sidecar_seconds += time.perf_counter() - t1
+        deletes = [p.item["id"] for p in lost if p.deleted]
+        if deletes:
+            self.store.delete(deletes)
+        self.report.restored += len(lost)
+
+    def lost(self, pending: _Pending) -> bool:
+        """Whether the sidecar disagrees with a row the checkpoint counts as done."""
+        return (pending.item["id"] in self.store.index) == pending.deleted
+
 
 def _progress_bar(total: int | None, unit: str, enabled: bool) -> Any:
     from tqdm import tqdm
@@ -194,11 +241,29 @@ def ingest(
     checkpoint_path: Path,
     delete_ids: Iterable[tuple[int, str | None]] | None = None,
     options: IngestOptions = IngestOptions(),
+    model: Mapping[str, Any] | None = None,
 ) -> IngestReport:
-    """Ingest `catalog` (and/or delete `delete_ids`, pairs of line number and id) into both stores."""
+    """Ingest `catalog` (and/or delete `delete_ids`, pairs of line number and id) into both stores.
+
+    `model` identifies the encoder beyond its type and dimension (`checkpoint.model_identity`), for the
+    completion record: a finished ingest of the same catalog with the same model is not repeated. Without
+    it the encoder cannot be told from a retrained one of the same kind, so the run is never skipped.
+    Neither is one with `delete_ids`, which asks for a change of its own.
+    """
     started = time.perf_counter()
     report = IngestReport(index=index, catalog=str(catalog) if catalog else None, sidecar=str(sidecar_dir),
                           rejects_file=str(rejects_path))
+    identity = {"encoder": type(encoder).__name__, "dim": encoder.dim, **(model or {})}
+    done_path = completion_path(checkpoint_path)
+    if catalog is not None:
+        if not Path(catalog).is_file():  # before anything is written, and before the sidecar is opened
+            raise UsageError(f"catalog file not found: {catalog}")
+        detect_format(Path(catalog), options.fmt)  # a bad format is a usage error before anything is written
+        if delete_ids is None and model is not None and not options.force and _already_done(
+                report, Path(catalog), backend, index, identity, options, sidecar_dir, done_path):
+            report.seconds = time.perf_counter() - started
+            return report
+    done_path.unlink(missing_ok=True)  # from here on the stores change: the record would no longer be true
     backend.ensure_index(IndexSpec(index, dims=encoder.dim if options.embed_in_cluster else None))
     store = SidecarStore.open(sidecar_dir, dim=encoder.dim, kind=options.sidecar_kind, device="cpu",
                               keep_records=True)
@@ -206,8 +271,7 @@ def ingest(
     resume = None
     if catalog is not None:
         catalog = Path(catalog)
-        detect_format(catalog, options.fmt)  # a bad format is a usage error before anything is written
-        resume = Checkpoint.load(checkpoint_path)
+        resume = None if options.force else Checkpoint.load(checkpoint_path)
         if resume is not None and not resume.matches(catalog, index):
             log.warning("checkpoint %s is for another catalog or index; starting from the top", checkpoint_path)
             resume = None
@@ -233,10 +297,61 @@ def ingest(
         store.close()
         rejects.close()
     report.sidecar_count = len(store)
+    report.exit_code = _exit_code(report)
+    if catalog is not None and checkpoint is not None and not report.stopped and delete_ids is None:
+        _record_completion(report, catalog, checkpoint, backend, identity, options, sidecar_dir, done_path)
     report.seconds = time.perf_counter() - started
-    report.exit_code = (EXIT_TOO_MANY_REJECTS if report.stopped
-                        else EXIT_REJECTED if report.rejected else EXIT_OK)
     return report
+
+
+def _exit_code(report: IngestReport) -> int:
+    return EXIT_TOO_MANY_REJECTS if report.stopped else EXIT_REJECTED if report.rejected else EXIT_OK
+
+
+def _run_options(options: IngestOptions, catalog: Path) -> dict[str, Any]:
+    """The options that change what an ingest writes (the batch size, say, does not)."""
+    return {"format": detect_format(catalog, options.fmt), "embed_in_cluster": options.embed_in_cluster,
+            "limits": json.loads(json.dumps(asdict(options.limits)))}
+
+
+def _cluster_count(backend: SearchBackend, index: str) -> int | None:
+    return backend.count(index) if backend.index_exists(index) else None
+
+
+def _already_done(report: IngestReport, catalog: Path, backend: SearchBackend, index: str,
+                  identity: dict[str, Any], options: IngestOptions, sidecar_dir: Path, done_path: Path) -> bool:
+    """Whether the completion record says this very ingest already finished; fills `report` from it if so."""
+    previous = Completion.load(done_path)
+    if previous is None:
+        return False
+    change = previous.change_since(catalog=catalog, index=index, model=identity,
+                                   options=_run_options(options, catalog), sidecar=sidecar_dir,
+                                   cluster_count=_cluster_count(backend, index))
+    if change is not None:
+        log.info("ingesting %s again: %s", catalog, change)
+        return False
+    for key in ("read", "written", "deleted", "rejected"):
+        setattr(report, key, int(previous.counts.get(key, 0)))
+    report.up_to_date = True
+    report.ingested_at = previous.finished_at
+    report.rejects_file = previous.rejects_file
+    report.sidecar_count = int(previous.counts.get("sidecar_count", 0))
+    report.exit_code = _exit_code(report)
+    return True
+
+
+def _record_completion(report: IngestReport, catalog: Path, checkpoint: Checkpoint, backend: SearchBackend,
+                       identity: dict[str, Any], options: IngestOptions, sidecar_dir: Path, done_path: Path) -> None:
+    if fingerprint(catalog) != checkpoint.fingerprint:
+        log.warning("%s changed while it was being ingested; run the ingest again to take the changes", catalog)
+        return
+    counts = {"read": report.read, "written": report.written, "deleted": report.deleted,
+              "rejected": report.rejected, "sidecar_count": report.sidecar_count}
+    Completion(catalog=str(catalog.resolve()), index=report.index, fingerprint=checkpoint.fingerprint,
+               sha256=content_sha256(catalog), model=identity, options=_run_options(options, catalog),
+               sidecar=str(Path(sidecar_dir).resolve()), sidecar_state=sidecar_state(sidecar_dir),
+               cluster_count=backend.count(report.index), counts=counts, rejects_file=report.rejects_file,
+               finished_at=datetime.now(UTC).isoformat(timespec="seconds")).save(done_path)
 
 
 def _ingest_rows(run: _Run, catalog: Path, checkpoint: Checkpoint, checkpoint_path: Path) -> None:
@@ -248,6 +363,13 @@ def _ingest_rows(run: _Run, catalog: Path, checkpoint: Checkpoint, checkpoint_pa
     bar = _progress_bar(progress_total(catalog, fmt), "B" if fmt != "parquet" else "rows", options.progress)
     last_position = 0
     t_start = time.perf_counter()
+    rejected_lines = _rejected_lines(run.rejects.path, checkpoint.rejects_bytes) if checkpoint.rows_done else set()
+    lost: list[_Pending] = []
+
+    def restore_lost() -> None:
+        if lost:
+            run.restore(lost)
+            lost.clear()
 
     def commit(rows: int) -> None:
         run.flush(batch)
@@ -263,8 +385,13 @@ def _ingest_rows(run: _Run, catalog: Path, checkpoint: Checkpoint, checkpoint_pa
             bar.update(row.position - last_position)
             last_position = row.position
             if number < checkpoint.rows_done:
-                _remember(row, seen, options.limits)  # replay for duplicate detection only
+                taken = _remember(row, seen, options.limits)  # replay for duplicate detection
+                if taken is not None and row.line not in rejected_lines and run.lost(taken):
+                    lost.append(taken)
+                    if len(lost) >= options.batch_size:
+                        restore_lost()
                 continue
+            restore_lost()
             report.read += 1
             _take(run, row, seen, batch)
             rows_done = number + 1
@@ -279,17 +406,39 @@ def _ingest_rows(run: _Run, catalog: Path, checkpoint: Checkpoint, checkpoint_pa
                 bar.set_postfix(items_s=f"{done / max(elapsed, 1e-9):.0f}",
                                 rejected=report.rejected, refresh=False)
         else:
+            restore_lost()
             commit(rows_done)
     finally:
         bar.close()
+    if report.restored:
+        log.warning("the sidecar %s lacked %d items the checkpoint counted as done (a journal record was lost); "
+                    "re-encoded and re-wrote them", run.store.directory, report.restored)
 
 
-def _remember(row: SourceRow, seen: dict[str, int], limits: Limits) -> None:
+def _remember(row: SourceRow, seen: dict[str, int], limits: Limits) -> _Pending | None:
+    """Note a row a previous run already took; returns it when it was written or deleted (not a duplicate)."""
     if row.data is None:
-        return
+        return None
     checked = validate_row(row.data, limits)
-    if checked.item is not None and checked.item_id not in seen:
-        seen[checked.item["id"]] = row.line
+    if checked.item is None or checked.item["id"] in seen:
+        return None
+    seen[checked.item["id"]] = row.line
+    return _Pending(row, checked.item, checked.deleted)
+
+
+def _rejected_lines(path: Path, length: int) -> set[int]:
+    """Lines of the rows a previous run rejected (the cluster's refusals among them: not in the sidecar)."""
+    lines: set[int] = set()
+    if length and path.exists():
+        with path.open("rb") as f:
+            for raw in f.read(length).splitlines():
+                try:
+                    line = json.loads(raw).get("line")
+                except (ValueError, AttributeError):
+                    continue
+                if isinstance(line, int):
+                    lines.add(line)
+    return lines
 
 
 def _take(run: _Run, row: SourceRow, seen: dict[str, int], batch: list[_Pending]) -> None:
@@ -325,8 +474,6 @@ def _delete_ids(run: _Run, delete_ids: Iterable[tuple[int, str | None]]) -> None
 
 def read_delete_file(path: Path) -> Iterator[tuple[int, str | None]]:
     """Ids to delete: one per line, or jsonl rows with an `id` field; blank lines are skipped."""
-    import json
-
     if not Path(path).is_file():
         raise UsageError(f"delete file not found: {path}")
     with Path(path).open("rb") as f:

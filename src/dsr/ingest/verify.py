@@ -7,6 +7,8 @@ ranker's item records beside the vectors are checked the same way: a sidecar ite
 items no longer in the sidecar are removed. Records that hold only a declared list of fields (as an
 older dsr wrote them) count as missing: they cannot stand in for every ranker, and a repair rewrites
 them all as ingest writes records now (`ItemRecords.open_for_every_scalar`).
+A sidecar journal with a corrupt record will not load; a repair first sets its damaged part aside
+(`set_aside_damaged_journal`), then re-adds what it held like any other missing id.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dsr.encoders.base import Encoder
 from dsr.errors import UsageError
 from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.items import ItemRecords
-from dsr.sidecar.storage import is_sidecar_dir
+from dsr.sidecar.storage import is_sidecar_dir, set_aside_damaged_journal
 from dsr.sidecar.store import SidecarStore
 
 SAMPLE = 20
@@ -90,6 +92,8 @@ def verify(backend: SearchBackend, index: str, sidecar_dir: Path, *, repair: boo
     sidecar_ids: set[str] = set()
     sidecar_dim: int | None = None
     if is_sidecar_dir(sidecar_dir):
+        if repair:  # a corrupt journal's damaged records are set aside; what they held is re-added below
+            set_aside_damaged_journal(sidecar_dir)
         loaded = FaissIndex.load(sidecar_dir, device="cpu")
         sidecar_ids, sidecar_dim = set(loaded.ids()), loaded.dim
         del loaded

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dsr.ingest.checkpoint import Checkpoint, RejectsFile, fingerprint
+from dsr.ingest.checkpoint import Checkpoint, Completion, RejectsFile, completion_path, fingerprint, model_identity
 from dsr.ingest.writer import is_retryable
 
 
@@ -42,3 +42,21 @@ def test_rejects_file_resumes_by_truncating_to_the_checkpointed_length(tmp_path)
 def test_only_overload_and_server_errors_are_worth_sending_again():
     assert is_retryable(429) and is_retryable(503) and is_retryable(0)
     assert not is_retryable(400) and not is_retryable(404)
+
+
+def test_the_completion_record_lives_beside_the_checkpoint(tmp_path):
+    assert completion_path(tmp_path / "shop.checkpoint.json") == tmp_path / "shop.done.json"
+    assert completion_path(tmp_path / "cp.json") == tmp_path / "cp.done.json"
+    (tmp_path / "shop.done.json").write_text('{"version": 1, "catalog": "x"}')  # not a whole record
+    assert Completion.load(tmp_path / "shop.done.json") is None
+
+
+def test_a_retrained_model_in_the_same_directory_is_another_model(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"\x00" * 16)
+    before = model_identity(str(model))
+    assert model_identity(str(model)) == before and before["model"] == str(model.resolve())
+    (model / "weights.bin").write_bytes(b"\x01" * 17)
+    assert model_identity(str(model)) != before
+    assert model_identity(None) == {"model": "minilm"} and model_identity("hashing:16") == {"model": "hashing:16"}
