@@ -2,7 +2,9 @@
 
 The nodes are started once per test session (both at once, on first use) from the Maven Central
 distributions and stopped at the end. `DSR_TEST_ES_URL` / `DSR_TEST_OS_URL` point the suite at
-existing clusters instead.
+existing clusters instead. A third node, OpenSearch with its security plugin on, is started on first
+use by the tests of what callers may see (`secured_opensearch`), beside the others on ports of its
+own, and stopped at the end.
 
 Every test is marked by its top folder (tests/unit -> `unit`, tests/integration -> `integration`,
 tests/e2e -> `e2e`), so `pytest -m unit` selects exactly the tests under tests/unit; `gpu` and
@@ -22,7 +24,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from dsr.backends import SearchBackend, connect
-from dsr.engines import FLAVORS, EngineUrls, engine_urls
+from dsr.engines import FLAVORS, OPENSEARCH, EngineUrls, engine_urls, start_node, stop_node
+from dsr.engines.security import SecuredNode, Security
 from dsr.settings import ConnectionSettings
 
 TESTS = Path(__file__).resolve().parent
@@ -55,6 +58,17 @@ def es_url(engines: EngineUrls) -> str:
 @pytest.fixture(scope="session")
 def os_url(engines: EngineUrls) -> str:
     return engines.urls["opensearch"]
+
+
+@pytest.fixture(scope="session")
+def secured_opensearch() -> Iterator[SecuredNode]:
+    """A secured OpenSearch node (its own cluster, free ports) whose admin may create users and roles."""
+    security = Security(admin_password=f"Adm1n-{uuid.uuid4().hex}!")
+    node = start_node(OPENSEARCH, security=security, timeout=300)
+    try:
+        yield SecuredNode(node.url, security)
+    finally:
+        stop_node(node)
 
 
 @pytest.fixture(scope="session")

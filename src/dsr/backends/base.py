@@ -3,6 +3,16 @@
 Elasticsearch, OpenSearch and the embedded (tantivy) index each implement it; engine client types
 and exceptions never leak past it. Filters use one small language for every backend (see
 `dsr.backends.filters`).
+
+Whose rights a request has: a backend made by `connect` acts with dsr's own credentials (from
+`ConnectionSettings`), which are for dsr's own jobs: ingest, verify, training and evaluation. A search
+made for someone else (a caller of `dsr serve`) goes through `backend.for_caller(caller)`, a view of
+the same backend that sends the caller's own credential headers, and nothing of dsr's, with every
+request it makes, so the cluster's security (index, document and field level) decides what the
+caller gets; a caller without credentials reaches the cluster without any. A view shares the
+backend's connections and caches: it costs no client of its own. The embedded index has no security
+of its own, so its view is the backend itself. `hides_from_callers` says whether the engine may keep
+documents from a caller at all (a cluster that refuses requests without credentials).
 """
 
 from __future__ import annotations
@@ -18,6 +28,34 @@ from dsr.catalog import EMBEDDING_FIELD
 Filters = Mapping[str, Any]
 """`{"brand": "acme"}` (term), `{"brand": ["a", "b"]}` (any of), `{"price": {"gte": 1, "lt": 9}}` (range)."""
 
+
+CALLER_HEADERS = ("authorization", "cookie")
+"""The request headers that carry a caller's credentials, as `dsr serve` forwards them to the cluster."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a search is made for: the credential headers of their request, sent to the cluster as they came.
+
+    `headers` holds only `CALLER_HEADERS` (names in lower case); empty when the caller sent none, in
+    which case the cluster sees a request without credentials and its security answers it (a 401 on
+    a secured cluster, the search itself on one without security).
+    """
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_headers(cls, headers: Iterable[tuple[str, str]]) -> Caller:
+        """The caller of a request with these headers (repeated cookies are joined as HTTP joins them)."""
+        kept: dict[str, str] = {}
+        for name, value in headers:
+            key = name.lower()
+            if key in CALLER_HEADERS:
+                kept[key] = f"{kept[key]}; {value}" if key in kept and key == "cookie" else value
+        return cls(kept)
+
+    def __repr__(self) -> str:  # never print credentials
+        return f"Caller(headers=[{', '.join(sorted(self.headers))}])"
 
 
 @dataclass(frozen=True)
@@ -124,6 +162,22 @@ class SearchBackend(Protocol):
 
     def iter_ids(self, index: str) -> Iterator[str]:
         """Every document id in the index (for drift checks)."""
+        ...
+
+    def hides_from_callers(self) -> bool:
+        """Whether the engine may keep documents from a caller (a cluster with security; not the embedded index).
+
+        On one that may, a document a caller's search does not get back may exist and be hidden from
+        them; the searcher then says nothing of it and ranks only what the cluster returned.
+        """
+        ...
+
+    def for_caller(self, caller: Caller) -> SearchBackend:
+        """This backend acting with `caller`'s credentials instead of dsr's own, for one search.
+
+        Every request of the view carries the caller's headers and none of dsr's credentials; it shares
+        this backend's connections, so it is cheap to make per request. Closing it closes nothing.
+        """
         ...
 
     def close(self) -> None: ...

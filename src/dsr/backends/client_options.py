@@ -12,12 +12,17 @@ and the plain HTTP calls of the engine-fusion evaluation. One policy for all of 
 
 Each client spells these options its own way; the spellings are here too, beside the policy, so a
 client never reads `ConnectionSettings` itself.
+
+The client that carries callers' searches (see `SearchBackend.for_caller`) has the TLS settings and
+none of the credentials: `without_credentials()`, on the URL with any `user:password@` removed
+(`url_without_credentials`).
 """
 
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+import urllib.parse
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dsr.settings import ConnectionSettings
@@ -39,6 +44,10 @@ class ClientOptions:
         verify = settings.verify_certs
         return cls(api_key=api_key, basic_auth=basic, verify_certs=verify,
                    ca_cert=(settings.ca_cert or None) if verify else None)
+
+    def without_credentials(self) -> ClientOptions:
+        """The same TLS verification, no credential: for a client whose requests carry a caller's own."""
+        return replace(self, api_key=None, basic_auth=None)
 
     @property
     def auth_headers(self) -> dict[str, str]:
@@ -82,3 +91,10 @@ class ClientOptions:
             kwargs["http_auth"] = self.basic_auth
         return kwargs
 
+
+def url_without_credentials(url: str) -> str:
+    """`url` without the `user:password@` a cluster URL may carry (clients turn it into basic auth)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

@@ -5,17 +5,28 @@ mapping and the kNN clause; those are the hooks a subclass fills in. Nothing her
 client, so the dialect differences stay in `elasticsearch.py` and `opensearch.py`.
 
 Retries: a single request (a search, an mget, a scroll page) is retried by the engine client itself,
-`REQUEST_RETRIES` times, on connection failures, timeouts and the statuses the client retries by
-default (gateway errors; Elasticsearch's also 429). Bulk writes have one retry layer only,
+`REQUEST_RETRIES` times, on connection failures, timeouts and gateway errors (`RETRY_ON_STATUS`). A
+429 is not retried there: the client would re-send at once, adding to the load that made the cluster
+refuse; it is raised (`EngineOverloaded`, with the cluster's status and error) for the caller to back
+off, as `dsr serve` tells its own callers to with a 429. Bulk writes have one retry layer only,
 `streaming_bulk`'s: the documents the cluster refused with 429 (too many requests) are sent again
 after an exponential backoff. They go through a `bulk_client` without the client's own retries, so
 the layers never multiply; a connection failure mid-bulk is raised (as `EngineUnavailable`) for the
 caller to handle, which for ingest means stopping before the checkpoint moves, so a re-run redoes
 the batch.
+
+Callers' credentials: besides dsr's own client, a backend holds a `caller_client` on the same URL and
+TLS settings with no credentials at all, made once at connect. `for_caller` returns a view whose
+requests go through it with the caller's headers added per request, by each client's own per-request
+option (`_with_headers`): so a caller's search carries the caller's `Authorization` / `Cookie` and
+never dsr's, and no client is built per search. The view shares the backend's caches of what it
+learnt about an index (its embedding field, whether its mapping keeps the vector out of `_source`);
+those say nothing about any document.
 """
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,19 +35,77 @@ from typing import Any
 import numpy as np
 
 from dsr.backends import filters as filter_lang
-from dsr.backends.base import BulkFailure, BulkResult, Filters, Hit, IndexSpec
+from dsr.backends.base import BulkFailure, BulkResult, Caller, Filters, Hit, IndexSpec
 from dsr.catalog import TEXT_FIELD_BOOSTS
-from dsr.errors import EngineError
+from dsr.errors import (
+    EngineAuthError,
+    EngineError,
+    EngineOverloaded,
+    EngineRequestError,
+    EngineUnavailable,
+    IndexNotFound,
+)
 
 KEYWORD_TEXT_FIELDS = ("brand", "category")  # keyword fields, searched through their `.text` sub-field
 REQUEST_TIMEOUT_S = 30
 REQUEST_RETRIES = 3  # the client's own retries of one request; bulk writes use a client without them
+RETRY_ON_STATUS = (502, 503, 504)  # statuses the client retries (opensearch-py's default; not 429)
 BULK_CHUNK = 500
 KNN_SIMILARITY_CHUNK = 1000  # ids per similarity query (within both engines' k limits)
 BULK_MAX_CHUNK_BYTES = 20 * 1024 * 1024
 BULK_RETRIES = 5  # streaming_bulk's re-sends of documents refused with 429
 BULK_INITIAL_BACKOFF_S = 0.5
 BULK_MAX_BACKOFF_S = 10
+
+
+REJECTION_TYPES = ("es_rejected_execution_exception", "rejected_execution_exception")
+TRANSIENT_RETRY_AFTER_S = 1  # what a 429 answers as Retry-After when the cluster says only that it is transient
+
+
+def error_object(body: Any) -> dict[str, Any] | None:
+    """The `error` object of a cluster's error answer (`{"error": {...}, "status": N}`), if it has one."""
+    if not isinstance(body, Mapping):
+        return None
+    error = body.get("error")
+    if isinstance(error, Mapping):
+        return dict(error)
+    if isinstance(error, str):  # a few answers (a 404 of some APIs, old versions) carry only a string
+        return {"type": error, "reason": str(body.get("reason") or error)}
+    return None
+
+
+def cluster_error(url: str, what: str, status: int, body: Any,
+                  headers: Mapping[str, str] | None = None) -> EngineError:
+    """The dsr error for the cluster's error answer: its status and `error` object kept on it.
+
+    A 429 is `EngineOverloaded`, 404 `IndexNotFound`, any other 4xx `EngineRequestError` (the caller's
+    request is at fault); 5xx and anything else stay a plain `EngineError`.
+    """
+    error = error_object(body)
+    summary = f"{error.get('type')}: {error.get('reason')}" if error else str(body)[:1000]
+    message = f"{url}: {what}: {status} {summary}"
+    if status == 429:
+        return EngineOverloaded(message, status=status, error=error, retry_after=_retry_after(headers, error))
+    if status == 404:
+        return IndexNotFound(message, status=status, error=error)
+    if 400 <= status < 500:
+        return EngineRequestError(message, status=status, error=error)
+    return EngineError(message, status=status, error=error)
+
+
+def _retry_after(headers: Mapping[str, str] | None, error: Mapping[str, Any] | None) -> int | None:
+    """The cluster's own Retry-After, else a short one when the refusal is one that passes (a full
+    queue, a breaker tripped by memory that other requests hold); none for a request too large ever to fit."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "retry-after" and str(value).strip().isdigit():
+            return int(str(value).strip())
+    causes = [error or {}, *((error or {}).get("root_cause") or [])]
+    for cause in causes:
+        if not isinstance(cause, Mapping):
+            continue
+        if cause.get("type") in REJECTION_TYPES or cause.get("durability") == "TRANSIENT":
+            return TRANSIENT_RETRY_AFTER_S
+    return None
 
 
 def multi_match_fields(boosts: Mapping[str, float] = TEXT_FIELD_BOOSTS) -> list[str]:
@@ -85,13 +154,18 @@ class ClusterBackend(ABC):
     url: str
     embedding_field_default = "embedding"
 
-    def __init__(self, client: Any, url: str, helpers: Any, *, bulk_client: Any = None) -> None:
+    def __init__(self, client: Any, url: str, helpers: Any, *, bulk_client: Any = None,
+                 caller_client: Any = None) -> None:
         self.client = client
         self.url = url
         self._helpers = helpers
         self._bulk_client = client if bulk_client is None else bulk_client
+        self._caller_client = caller_client  # no credentials of its own; callers' views add theirs
+        self._view = False
         self._embedding_fields: dict[str, str] = {}
         self._stored_without_vector: dict[str, bool] = {}  # index -> its mapping keeps the vector out of _source
+        self._mapping_refused: set[str] = set()  # indexes whose mapping a caller's view was refused
+        self._security: dict[str, bool] = {}  # "hides": whether the cluster refuses requests without credentials
 
     # -- dialect hooks ---------------------------------------------------------------------
     @abstractmethod
@@ -109,12 +183,50 @@ class ClusterBackend(ABC):
         """The engine's kNN score turned back into the dot product of the two unit vectors."""
 
     @abstractmethod
+    def _with_headers(self, client: Any, headers: Mapping[str, str]) -> Any:
+        """`client` sending `headers` with every request, sharing its connections (no new client)."""
+
+    @abstractmethod
     @contextmanager
     def _translated_errors(self, what: str) -> Iterator[None]:
         """Turn the client's exceptions into dsr's own (EngineUnavailable, EngineAuthError, ...)."""
         yield
 
     # -- SearchBackend ---------------------------------------------------------------------
+    def hides_from_callers(self) -> bool:
+        """Whether the cluster has security: it refuses a request without credentials (401/403).
+
+        Asked once per process with the callers' client (a `GET /` without any credentials, dsr's or
+        a caller's) and remembered; while the cluster cannot be reached the answer is yes, and it is
+        asked again later. A cluster that answers anonymous requests is taken as one without security.
+        """
+        known = self._security.get("hides")
+        if known is not None:
+            return known
+        if self._caller_client is None:
+            return True
+        try:
+            with self._translated_errors("check whether the cluster asks for credentials"):
+                self._caller_client.info()
+            hides = False
+        except EngineAuthError:
+            hides = True
+        except EngineUnavailable:
+            return True
+        except EngineError:  # an answer, and not a refusal (Elasticsearch's integ-test build has no GET /)
+            hides = False
+        self._security["hides"] = hides
+        return hides
+
+    def for_caller(self, caller: Caller) -> ClusterBackend:
+        if self._caller_client is None:
+            raise EngineError(f"{self.url}: this backend has no client for callers' credentials")
+        view = copy.copy(self)  # the caches (dicts, set) stay shared with this backend
+        view.client = self._with_headers(self._caller_client, caller.headers)
+        view._bulk_client = view.client
+        view._view = True
+        return view
+
     def ensure_index(self, spec: IndexSpec) -> bool:
         self._embedding_fields[spec.name] = spec.embedding_field
         if self.index_exists(spec.name):
@@ -210,9 +322,18 @@ class ClusterBackend(ABC):
 
     def _mapping_excludes(self, index: str, field: str) -> bool | None:
         """Whether every index behind `index` keeps `field` out of `_source`; None when unknown yet."""
+        if self._view and index in self._mapping_refused:
+            return None
         try:
             with self._translated_errors(f"read mapping of {index}"):
                 resp = self.client.indices.get_mapping(index=index)
+        except EngineAuthError:
+            # A caller whose rights stop at reading documents (the usual reader role of both engines)
+            # may not read mappings: the filter stays for callers' searches (always correct), without
+            # asking again on every search, until a read with the rights to it (dsr's own) succeeds.
+            if self._view:
+                self._mapping_refused.add(index)
+            return None
         except EngineError:
             return None
         mappings = [m.get("mappings", {}) for m in dict(resp).values()]
@@ -226,7 +347,9 @@ class ClusterBackend(ABC):
                     query: Mapping[str, Any] | None = None) -> list[Hit]:
         # No total: callers read the hits only, and an exact count (10,000 by default) keeps the
         # engine from skipping non-competitive documents (block-max WAND) on common terms.
-        body = {"size": size, "query": term_query(text, filters, query), "_source": self._source_filter(index),
+        # The query first: the cluster's parse errors name a line and column of the body, and so they are
+        # those of a caller's compact body that starts with the same query, as sent to the cluster directly
+        body = {"query": term_query(text, filters, query), "size": size, "_source": self._source_filter(index),
                 "track_total_hits": False}
         with self._translated_errors(f"search {index}"):
             return self._hits(self.client.search(index=index, body=body))
@@ -282,7 +405,11 @@ class ClusterBackend(ABC):
                 yield str(hit["_id"])
 
     def close(self) -> None:
+        if self._view:  # the connections are the backend's
+            return
         self.client.close()
+        if self._caller_client is not None:
+            self._caller_client.close()
         if self._bulk_client is not self.client:
             self._bulk_client.close()
 

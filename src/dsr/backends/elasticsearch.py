@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -10,9 +10,16 @@ import elasticsearch
 from elasticsearch import helpers
 
 from dsr.backends.base import IndexSpec
-from dsr.backends.client_options import ClientOptions
-from dsr.backends.cluster import REQUEST_RETRIES, REQUEST_TIMEOUT_S, ClusterBackend
-from dsr.errors import EngineAuthError, EngineError, EngineUnavailable, IndexNotFound
+from dsr.backends.client_options import ClientOptions, url_without_credentials
+from dsr.backends.cluster import (
+    REQUEST_RETRIES,
+    REQUEST_TIMEOUT_S,
+    RETRY_ON_STATUS,
+    ClusterBackend,
+    cluster_error,
+    error_object,
+)
+from dsr.errors import EngineAuthError, EngineTimeout, EngineUnavailable
 from dsr.settings import ConnectionSettings
 
 
@@ -24,10 +31,21 @@ class ElasticsearchBackend(ClusterBackend):
         assert settings.engine_url
         client = elasticsearch.Elasticsearch(
             settings.engine_url, request_timeout=REQUEST_TIMEOUT_S, retry_on_timeout=True,
-            max_retries=REQUEST_RETRIES, **ClientOptions.from_settings(settings).elasticsearch_kwargs())
+            max_retries=REQUEST_RETRIES, retry_on_status=RETRY_ON_STATUS,
+            **ClientOptions.from_settings(settings).elasticsearch_kwargs())
         # bulk writes: the same connections, without the client's retries under streaming_bulk's own
         bulk_client = client.options(max_retries=0, retry_on_timeout=False)
-        return cls(client, settings.engine_url, helpers, bulk_client=bulk_client)
+        # callers' searches: no credentials of dsr's (a URL's user:password would be on its transport)
+        caller_options = ClientOptions.from_settings(settings).without_credentials()
+        caller_client = elasticsearch.Elasticsearch(
+            url_without_credentials(settings.engine_url), request_timeout=REQUEST_TIMEOUT_S,
+            retry_on_timeout=True, max_retries=REQUEST_RETRIES, retry_on_status=RETRY_ON_STATUS,
+            **caller_options.elasticsearch_kwargs())
+        return cls(client, settings.engine_url, helpers, bulk_client=bulk_client, caller_client=caller_client)
+
+    def _with_headers(self, client: Any, headers: Mapping[str, str]) -> Any:
+        # a shallow copy of the client on the same transport (connection pool), as the client documents
+        return client.options(headers=dict(headers)) if headers else client
 
     def _vector_mapping(self, spec: IndexSpec) -> dict[str, Any]:
         return {"type": "dense_vector", "dims": spec.dims, "index": True, "similarity": spec.similarity,
@@ -50,12 +68,12 @@ class ElasticsearchBackend(ClusterBackend):
     def _translated_errors(self, what: str) -> Iterator[None]:
         try:
             yield
-        except elasticsearch.NotFoundError as e:
-            raise IndexNotFound(f"{self.url}: {what}: not found ({e.message})") from None
         except (elasticsearch.AuthenticationException, elasticsearch.AuthorizationException) as e:
-            raise EngineAuthError(
-                f"{self.url}: {what}: the cluster refused the credentials ({e.meta.status})") from None
-        except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout) as e:
+            raise EngineAuthError(f"{self.url}: {what}: the cluster refused the credentials ({e.meta.status})",
+                                  status=e.meta.status, error=error_object(e.body)) from None
+        except elasticsearch.ConnectionTimeout as e:
+            raise EngineTimeout(f"{self.url}: {what}: the cluster did not answer in time ({e})") from None
+        except elasticsearch.ConnectionError as e:
             raise EngineUnavailable(f"{self.url}: {what}: cannot reach the cluster ({e})") from None
-        except elasticsearch.ApiError as e:
-            raise EngineError(f"{self.url}: {what}: {e.meta.status} {e.message}: {e.info}") from None
+        except elasticsearch.ApiError as e:  # NotFoundError (404) included
+            raise cluster_error(self.url, what, e.meta.status, e.body, e.meta.headers) from None

@@ -20,7 +20,7 @@ import numpy as np
 import tantivy
 
 from dsr.backends import filters as filter_lang
-from dsr.backends.base import EMBEDDING_FIELD, BulkFailure, BulkResult, Filters, Hit, IndexSpec
+from dsr.backends.base import EMBEDDING_FIELD, BulkFailure, BulkResult, Caller, Filters, Hit, IndexSpec
 from dsr.catalog import TEXT_FIELD_BOOSTS
 from dsr.errors import IndexNotFound, UsageError
 
@@ -107,7 +107,12 @@ class EmbeddedBackend:
             if index not in self._open:
                 folder = self.root / index
                 if not (folder / "docs.sqlite").exists() and not create:
-                    raise IndexNotFound(f"{self.url}: no index named {index!r}")
+                    # the error object Elasticsearch answers with, so a server answers alike for every backend
+                    reason = f"no such index [{index}]"
+                    cause = {"type": "index_not_found_exception", "reason": reason, "index": index,
+                             "resource.type": "index_or_alias", "resource.id": index}
+                    raise IndexNotFound(f"{self.url}: no index named {index!r}", status=404,
+                                        error={"root_cause": [cause], **cause})
                 folder.mkdir(parents=True, exist_ok=True)
                 self._open[index] = _IndexFiles(folder, create=True)
             return self._open[index]
@@ -271,6 +276,13 @@ class EmbeddedBackend:
             if row and row[0] is not None:
                 out[str(doc_id)] = np.frombuffer(row[0], dtype=np.float32)
         return out
+
+    def hides_from_callers(self) -> bool:
+        return False
+
+    def for_caller(self, caller: Caller) -> EmbeddedBackend:
+        """Itself: the embedded index has no security of its own, so every caller reads all of it."""
+        return self
 
     def close(self) -> None:
         with self._lock:

@@ -4,10 +4,15 @@
 `{"price": {"gte": 10, "lt": 50}}` a range. The cluster backends translate it to the bool-filter
 clauses both engines share; the embedded backend and the vector sidecar evaluate it in Python with
 `matches`, so every backend agrees on what a filter means.
+
+Values compare as the engines compare them on a numeric field: a numeric string (`{"gte": "10"}`,
+`{"price": "25"}`) is the number it spells; a range bound that is no number is refused, naming the
+field; a range never matches a value that is not a number.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,13 +27,28 @@ def _check(field: str, condition: Any) -> None:
         if unknown or not condition:
             raise UsageError(f"filter on {field!r}: a range takes {', '.join(RANGE_OPS)}; got {sorted(condition)}")
         for op, bound in condition.items():
-            if isinstance(bound, bool) or not isinstance(bound, int | float):
+            if _number(bound) is None:
                 raise UsageError(f"filter on {field!r}: {op} needs a number, got {bound!r}")
     elif isinstance(condition, list | tuple):
         if not condition:
             raise UsageError(f"filter on {field!r}: an empty list matches nothing")
     elif not isinstance(condition, str | int | float | bool):
         raise UsageError(f"filter on {field!r}: unsupported value {condition!r}")
+
+
+def _number(value: Any) -> float | None:
+    """`value` as the number a numeric field reads it as (numbers and numeric strings), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
 
 
 def validate(filters: Mapping[str, Any] | None) -> None:
@@ -56,14 +76,23 @@ def _value_matches(value: Any, condition: Any) -> bool:
     if isinstance(condition, Mapping):
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
+        bounds = [(op, _number(b)) for op, b in condition.items()]
         return all(
-            (op == "gt" and value > b) or (op == "gte" and value >= b)
-            or (op == "lt" and value < b) or (op == "lte" and value <= b)
-            for op, b in condition.items()
+            b is not None and ((op == "gt" and value > b) or (op == "gte" and value >= b)
+                               or (op == "lt" and value < b) or (op == "lte" and value <= b))
+            for op, b in bounds
         )
     if isinstance(condition, list | tuple):
-        return value in condition
-    return bool(value == condition)
+        return any(_equals(value, c) for c in condition)
+    return _equals(value, condition)
+
+
+def _equals(value: Any, wanted: Any) -> bool:
+    """Term equality; on a numeric value a numeric string counts as its number, as on a numeric field."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and isinstance(wanted, str):
+        number = _number(wanted)
+        return number is not None and value == number
+    return bool(value == wanted)
 
 
 def matches(source: Mapping[str, Any], filters: Mapping[str, Any] | None) -> bool:

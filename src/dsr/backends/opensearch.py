@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -10,9 +10,9 @@ import opensearchpy
 from opensearchpy import helpers
 
 from dsr.backends.base import IndexSpec
-from dsr.backends.client_options import ClientOptions
-from dsr.backends.cluster import REQUEST_RETRIES, REQUEST_TIMEOUT_S, ClusterBackend
-from dsr.errors import EngineAuthError, EngineError, EngineUnavailable, IndexNotFound
+from dsr.backends.client_options import ClientOptions, url_without_credentials
+from dsr.backends.cluster import REQUEST_RETRIES, REQUEST_TIMEOUT_S, ClusterBackend, cluster_error, error_object
+from dsr.errors import EngineAuthError, EngineTimeout, EngineUnavailable
 from dsr.settings import ConnectionSettings
 
 SPACE_TYPES = {"dot_product": "innerproduct", "cosine": "cosinesimil", "l2_norm": "l2"}
@@ -31,7 +31,15 @@ class OpenSearchBackend(ClusterBackend):
         # has no per-request override of them)
         bulk_client = opensearchpy.OpenSearch([settings.engine_url], timeout=REQUEST_TIMEOUT_S,
                                               retry_on_timeout=False, max_retries=0, **options)
-        return cls(client, settings.engine_url, helpers, bulk_client=bulk_client)
+        # callers' searches: the same TLS settings, no credentials of dsr's; each request adds the caller's
+        caller_options = ClientOptions.from_settings(settings).without_credentials().opensearch_kwargs()
+        caller_client = opensearchpy.OpenSearch([url_without_credentials(settings.engine_url)],
+                                                timeout=REQUEST_TIMEOUT_S, retry_on_timeout=True,
+                                                max_retries=REQUEST_RETRIES, **caller_options)
+        return cls(client, settings.engine_url, helpers, bulk_client=bulk_client, caller_client=caller_client)
+
+    def _with_headers(self, client: Any, headers: Mapping[str, str]) -> Any:
+        return _WithHeaders(client, dict(headers)) if headers else client
 
     def _vector_mapping(self, spec: IndexSpec) -> dict[str, Any]:
         return {"type": "knn_vector", "dimension": spec.dims, "method": {
@@ -61,12 +69,41 @@ class OpenSearchBackend(ClusterBackend):
     def _translated_errors(self, what: str) -> Iterator[None]:
         try:
             yield
-        except opensearchpy.NotFoundError as e:
-            raise IndexNotFound(f"{self.url}: {what}: not found ({e.error})") from None
         except (opensearchpy.AuthenticationException, opensearchpy.AuthorizationException) as e:
-            raise EngineAuthError(
-                f"{self.url}: {what}: the cluster refused the credentials ({e.status_code})") from None
+            raise EngineAuthError(f"{self.url}: {what}: the cluster refused the credentials ({e.status_code})",
+                                  status=int(e.status_code), error=error_object(e.info)) from None
+        except opensearchpy.ConnectionTimeout as e:  # a ConnectionError: caught first
+            raise EngineTimeout(f"{self.url}: {what}: the cluster did not answer in time ({e.error})") from None
         except opensearchpy.ConnectionError as e:
             raise EngineUnavailable(f"{self.url}: {what}: cannot reach the cluster ({e.error})") from None
-        except opensearchpy.TransportError as e:
-            raise EngineError(f"{self.url}: {what}: {e.status_code} {e.error}: {e.info}") from None
+        except opensearchpy.TransportError as e:  # NotFoundError (404) included
+            if not isinstance(e.status_code, int):  # "N/A": no answer came
+                raise EngineUnavailable(f"{self.url}: {what}: no answer from the cluster ({e.error})") from None
+            raise cluster_error(self.url, what, e.status_code, e.info) from None
+
+
+class _WithHeaders:
+    """An opensearch-py client (or one of its namespaces, `indices`) passing `headers=` to every API call.
+
+    opensearch-py has no per-request copy of a client; every API method takes the request's extra
+    headers as `headers=`, merged over the connection's own (which, on the callers' client, hold no
+    credentials). Wrapping costs no connection and no client.
+    """
+
+    def __init__(self, target: Any, headers: dict[str, str]) -> None:
+        self._target = target
+        self._headers = headers
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if isinstance(attr, opensearchpy.client.utils.NamespacedClient):
+            return _WithHeaders(attr, self._headers)
+        if callable(attr) and not name.startswith("_"):
+            headers = self._headers
+
+            def call(*args: Any, **kwargs: Any) -> Any:
+                kwargs["headers"] = {**headers, **(kwargs.get("headers") or {})}
+                return attr(*args, **kwargs)
+
+            return call
+        return attr

@@ -45,14 +45,16 @@ def build_settings(conn: ConnectionSettings, **opts: Any) -> Any:
     from dsr.server.dsr_request import Limits
     from dsr.server.settings import ServeSettings
 
-    extra: dict[str, Any] = {k: opts[k] for k in ("host", "port") if k in opts}
+    extra: dict[str, Any] = {k: opts[k] for k in ("host", "port", "max_cluster_requests", "max_queued_searches")
+                             if k in opts}
     if "max_body_mb" in opts:
         extra["max_body_bytes"] = int(opts["max_body_mb"] * 1024 * 1024)
     default_k = min(100, opts["max_k"])
     return ServeSettings(
         connection=conn.with_engine(opts["engine_url"]), index=opts["index"], model=opts["model"],
         ranker_dir=opts["ranker_dir"], sidecar=opts["sidecar"],
-        limits=Limits(max_k=opts["max_k"], default_k=default_k, default_rerank_top=default_k),
+        limits=Limits(max_k=opts["max_k"], default_k=default_k, default_rerank_top=default_k,
+                      **{k: opts[k] for k in ("max_text_chars", "max_text_terms") if k in opts}),
         fusion=FusionConfig(mode=opts["fusion"], rrf_k=opts["rrf_k"]), **extra,
     )
 
@@ -64,6 +66,16 @@ def build_settings(conn: ConnectionSettings, **opts: Any) -> Any:
 @click.option("--port", type=click.IntRange(0, 65535), default=9400, show_default=True)
 @click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=100.0, show_default=True,
               help="Largest request body accepted (HTTP 413 above it).")
+@click.option("--max-cluster-requests", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Cluster requests the ext.dsr searches have in flight at most (and searches running at "
+                   "once); more wait.")
+@click.option("--max-text-chars", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Longest ext.dsr text accepted (HTTP 400 above it).")
+@click.option("--max-text-terms", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Most words an ext.dsr text may hold (HTTP 400 above it); keeps the term side within the "
+                   "cluster's max_clause_count.")
+@click.option("--max-queued-searches", type=click.IntRange(min=0), default=100, show_default=True,
+              help="ext.dsr searches that may wait for the cluster; one more is answered 429 with Retry-After.")
 @click.pass_obj
 def serve(conn: ConnectionSettings, **opts: Any) -> None:
     """Serve an Elasticsearch-compatible endpoint that adds hybrid search to INDEX.

@@ -16,7 +16,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dsr.errors import EngineStartError
@@ -57,15 +57,23 @@ class JarModule:
 
 @dataclass(frozen=True)
 class Distribution:
+    """A server build and what is added to it; a `variant` (say, with security) has a home of its own."""
+
     flavor: str
     version: str
     server: MavenArtifact
     plugins: tuple[MavenArtifact, ...] = ()
     modules: tuple[JarModule, ...] = ()
+    variant: str = ""
+
+    @property
+    def unpacked_name(self) -> str:
+        """The top-level folder of the server zip."""
+        return f"{self.flavor}-{self.version}"
 
     @property
     def home_name(self) -> str:
-        return f"{self.flavor}-{self.version}"
+        return self.unpacked_name + (f"-{self.variant}" if self.variant else "")
 
 
 # Elasticsearch 8.x and OpenSearch 2.x run on the machine's JDK 17; 9.x / 3.x would need JDK 21.
@@ -100,6 +108,13 @@ DISTRIBUTIONS: dict[str, Distribution] = {
         ),
     ),
 }
+
+
+SECURITY_PLUGIN = MavenArtifact("org.opensearch.plugin", "opensearch-security", f"{OS_VERSION}.0")
+SECURED_OPENSEARCH = replace(DISTRIBUTIONS[OPENSEARCH], plugins=(*DISTRIBUTIONS[OPENSEARCH].plugins, SECURITY_PLUGIN),
+                             variant="security")
+"""OpenSearch with its security plugin (authentication, index and document level security), for tests
+of what callers may see; see `dsr.engines.security`."""
 
 
 def cache_dir() -> Path:
@@ -185,9 +200,9 @@ def install(dist: Distribution, root: Path | None = None) -> Path:
         try:
             with zipfile.ZipFile(server_zip) as zf:
                 zf.extractall(staging)
-            unpacked = staging / dist.home_name
+            unpacked = staging / dist.unpacked_name
             if not unpacked.is_dir():
-                raise EngineStartError(f"{server_zip.name}: expected a top-level folder {dist.home_name}")
+                raise EngineStartError(f"{server_zip.name}: expected a top-level folder {dist.unpacked_name}")
             for f in (unpacked / "bin").iterdir():
                 f.chmod(0o755)
             for module in dist.modules:

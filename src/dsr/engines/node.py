@@ -3,7 +3,8 @@
 Used by `dsr engines start|stop|status` (so a user without Docker can run a local node) and by the
 test suite's session fixtures. Security is off, discovery is single-node, ports are free ones, data
 and logs go to a fresh folder, and the heap is small. A node that fails to come up is reported with
-the tail of its log.
+the tail of its log. `start_node("opensearch", security=Security(...))` starts an OpenSearch node with
+its security plugin on instead (`dsr.engines.security`), from a home of its own.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from dsr.engines.distribution import (
     DISTRIBUTIONS,
     ELASTICSEARCH,
     OPENSEARCH,
+    SECURED_OPENSEARCH,
     cache_dir,
     install,
     java_home,
 )
 from dsr.engines.ports import free_port
+from dsr.engines.security import Security, basic_auth_header
 from dsr.errors import EngineStartError
 
 HEAP = os.environ.get("DSR_ENGINE_HEAP", "512m")
@@ -118,9 +121,11 @@ def log_tail(info: NodeInfo, lines: int = 30) -> str:
     return "\n".join(chunks[-lines:]) or "(no log output)"
 
 
-def _health(url: str, timeout: float = 2.0) -> str | None:
+def _health(url: str, timeout: float = 2.0, auth: tuple[str, str] | None = None) -> str | None:
+    request = urllib.request.Request(f"{url}/_cluster/health",
+                                     headers={"Authorization": basic_auth_header(*auth)} if auth else {})
     try:
-        with urllib.request.urlopen(f"{url}/_cluster/health", timeout=timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             return str(json.loads(resp.read()).get("status"))
     except (urllib.error.URLError, OSError, ValueError):
         return None
@@ -142,11 +147,17 @@ def _alive(pid: int) -> bool:
 
 
 def start_node(flavor: str, *, port: int | None = None, workdir: Path | None = None,
-               timeout: float = 180.0) -> NodeInfo:
-    """Start a node and wait until its cluster health is yellow or green."""
+               timeout: float = 180.0, security: Security | None = None) -> NodeInfo:
+    """Start a node and wait until its cluster health is yellow or green.
+
+    `security`: OpenSearch only; the node authenticates every request and the admin of `security`
+    may do anything.
+    """
     if flavor not in DISTRIBUTIONS:
         raise EngineStartError(f"unknown engine {flavor!r}; choose one of {sorted(DISTRIBUTIONS)}")
-    dist = DISTRIBUTIONS[flavor]
+    if security is not None and flavor != OPENSEARCH:
+        raise EngineStartError(f"a secured node is available for {OPENSEARCH} only, not {flavor}")
+    dist = DISTRIBUTIONS[flavor] if security is None else SECURED_OPENSEARCH
     home = install(dist)
     jh = java_home()
     if jh is None:
@@ -159,6 +170,9 @@ def start_node(flavor: str, *, port: int | None = None, workdir: Path | None = N
     _point_jvm_files_at(work)
     http_port = port or free_port()
     settings = _settings(flavor, http_port, free_port(), work / "data", work / "logs")
+    if security is not None:
+        security.prepare(home, work / "config")
+        settings.update(security.settings())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ES_", "OPENSEARCH_"))}
     env["JAVA_HOME"] = jh
     prefix = "ES" if flavor == ELASTICSEARCH else "OPENSEARCH"
@@ -182,7 +196,7 @@ def start_node(flavor: str, *, port: int | None = None, workdir: Path | None = N
                 f"{flavor} {dist.version} exited with status {proc.returncode} while starting; log tail:\n"
                 + log_tail(info)
             )
-        if _health(info.url) in ("green", "yellow"):
+        if _health(info.url, auth=security.admin_auth if security else None) in ("green", "yellow"):
             return info
         time.sleep(1.0)
     stop_node(info)

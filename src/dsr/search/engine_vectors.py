@@ -35,6 +35,12 @@ class EngineVectors:
         self.index = index
         self.num_candidates = num_candidates
 
+    def on(self, backend: SearchBackend) -> EngineVectors:
+        """The same reader asking the engine through `backend` (a caller's view of this reader's backend)."""
+        if backend is self.backend:
+            return self
+        return EngineVectors(backend, self.index, num_candidates=self.num_candidates)
+
     def neighbours(self, query: np.ndarray, k: int, filters: Mapping[str, Any] | None = None) -> Neighbours:
         candidates = max(k * 2, MIN_CANDIDATES) if self.num_candidates is None else max(k, self.num_candidates)
         hits = self.backend.knn_search(self.index, query, k=k, num_candidates=candidates, filters=filters)

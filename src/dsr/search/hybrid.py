@@ -24,6 +24,16 @@ only the page returned is fetched from the cluster. Without records (a remote si
 ingested by other means) the neighbours likely to reach the ranker are fetched with `mget` while the
 term search runs. Term-only candidates get their DSR similarity from the vector source, so the ranker
 sees the same features whichever source a deployment uses.
+
+Whose rights: a request with a `caller` runs every request to the cluster (the term search, the
+engine's kNN and similarity lookups, every `mget`) through `backend.for_caller(caller)`, so the
+cluster's security decides what the search sees and returns. Sidecar neighbours are ids the sidecar
+holds for every item. On a cluster with security (`backend.hides_from_callers()`) the search is
+`restricted`: each neighbour that is fused, ranked or shown has first been returned by the cluster
+with the caller's rights, as a source the ranker reads (item records do not stand in for it, see
+`plan.py`), and one the cluster does not return is dropped as a gone one is, without a word to the
+caller (`sources.py`). On a cluster without security (one that answers requests without
+credentials) and on the embedded index nothing can be hidden: a caller's search runs as dsr's own.
 """
 
 from __future__ import annotations
@@ -144,8 +154,10 @@ class HybridSearcher:
 
     def plan(self, request: SearchRequest) -> Plan:
         """What `run` will do for `request` on this searcher."""
+        restricted = request.caller is not None and self.backend.hides_from_callers()
         return plan_search(request, self.defaults, vectors=self._vector.source if self._vector else None,
-                           ranker=self._reranking is not None, records=self._records_feed_ranker)
+                           ranker=self._reranking is not None, records=self._records_feed_ranker,
+                           restricted=restricted)
 
     def run(self, request: SearchRequest) -> HybridResult:
         """Run the whole pipeline and return the hits `offset .. offset+size` of the final order."""
@@ -153,24 +165,29 @@ class HybridSearcher:
         timings = Timings("mget")
         plan = self.plan(request)
         req = plan.request
-        sources = Sources(self.backend, self.index, timings)
+        backend = self.backend if req.caller is None else self.backend.for_caller(req.caller)
+        term_side = self._term.on(backend)
+        vector_side = self._vector.on(backend) if self._vector is not None else None
+        # missing neighbours are reported unless they may be hidden from the caller rather than gone
+        sources = Sources(backend, self.index, timings, report_gone=not plan.restricted)
 
         # The term search starts first, in the background. The vector source is fast, so its
         # neighbours are found meanwhile and the sources they need fetched while the term search still
         # runs: the wall time is max(term, vector + mget) rather than their sum.
         term_future: Future[list[Hit]] | None = None
         if plan.term:
-            term_future = self._pool.submit(self._term.search, req, plan.term_k, timings)
+            term_future = self._pool.submit(term_side.search, req, plan.term_k, timings)
         vector = VectorOutcome([])
-        if plan.vector and self._vector is not None:
-            vector = self._vector.search(req, plan.knn_k, timings)
+        if plan.vector and vector_side is not None:
+            vector = vector_side.search(req, plan.knn_k, timings)
         sources.add(vector.hits)
         sources.fetch([h.id for h in vector.hits[:plan.prefetch]])
         term_hits = term_future.result() if term_future is not None else []
         sources.add(term_hits)
 
         neighbours = self._usable(vector.hits, plan, sources)
-        ranking = sources.settle(lambda: self._rank(plan, term_hits, neighbours, sources, vector.query, timings))
+        ranking = sources.settle(lambda: self._rank(plan, term_hits, neighbours, sources, vector.query, timings,
+                                                    vector_side))
 
         hits = self._page(ranking, req, sources)
         warnings = tuple(w for w in (vector.warning, sources.warning(), ranking.warning) if w)
@@ -189,7 +206,7 @@ class HybridSearcher:
         return kept[:plan.knn_k]
 
     def _rank(self, plan: Plan, term_hits: list[Hit], neighbours: list[Hit], sources: Sources,
-              query: np.ndarray | None, timings: Timings) -> Ranking:
+              query: np.ndarray | None, timings: Timings, vector_side: VectorSide | None) -> Ranking:
         """One round: fuse, fetch what the ranker reads, re-rank the head, fetch the page's sources."""
         req = plan.request
         kept = [h for h in neighbours if h.id not in sources.gone] if sources.gone else neighbours
@@ -209,7 +226,8 @@ class HybridSearcher:
         with timings.stage("rerank"):
             if head and self._reranking is not None:
                 items = {f.id: sources.known.get(f.id) or records.get(f.id) or {} for f in head}
-                reranked = self._reranking.rank(req.text, req.user, head, items, self._dsr_of_term_only(head, query))
+                similarities = self._dsr_of_term_only(head, query, vector_side)
+                reranked = self._reranking.rank(req.text, req.user, head, items, similarities)
             else:
                 reranked = Reranked(fused_order(head), 0)
         # the final order is the re-ranked head, then the rest in fused order; with records, the page
@@ -225,11 +243,12 @@ class HybridSearcher:
         return Ranking(fused, page, sum(1 for f in fused if f.id not in sources.gone),
                        sum(1 for h in kept if h.id not in sources.gone), reranked.count, reranked.warning)
 
-    def _dsr_of_term_only(self, head: list[Fused], query: np.ndarray | None) -> dict[str, float]:
+    def _dsr_of_term_only(self, head: list[Fused], query: np.ndarray | None,
+                          vector_side: VectorSide | None) -> dict[str, float]:
         """The DSR similarity of the head's term-only hits: the ranker reads every candidate's."""
-        if query is None or self._vector is None:
+        if query is None or vector_side is None:
             return {}
-        return self._vector.similarities(query, [f.id for f in head if VECTOR not in f.stage_scores])
+        return vector_side.similarities(query, [f.id for f in head if VECTOR not in f.stage_scores])
 
     def _records(self, ids: list[str], timings: Timings) -> dict[str, dict[str, Any]]:
         if not ids or self.item_records is None:

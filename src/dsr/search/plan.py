@@ -30,7 +30,9 @@ class Plan:
         filter_neighbours: the vector source cannot filter, so its neighbours are over-fetched and
             filtered here on their sources (which then must all be fetched before fusion).
         records: item records stand in for the sources the ranker reads of neighbours; only the page
-            returned is fetched from the index, after re-ranking.
+            returned is fetched from the index, after re-ranking. Never on a `restricted` search:
+            the ranker then reads only what the cluster returned to the caller.
+        restricted: the search has a caller's rights on a cluster that may keep documents from them.
         prefetch: how many of the first neighbours get their sources while the term search runs.
     """
 
@@ -45,16 +47,19 @@ class Plan:
     filter_neighbours: bool
     records: bool
     prefetch: int
+    restricted: bool = False
 
 
 def plan_search(request: SearchRequest, defaults: SearchDefaults, *, vectors: VectorReader | None,
-                ranker: bool, records: bool) -> Plan:
+                ranker: bool, records: bool, restricted: bool = False) -> Plan:
     """The plan for `request` on a searcher with these parts.
 
     Args:
         vectors: the vector source, None when the searcher has no vector side (no query tower).
         ranker: whether the searcher has a ranker.
         records: whether its item records hold every field the ranker reads.
+        restricted: the request has a caller's credentials and the cluster has security, so it may
+            keep documents (or fields) from the caller.
     """
     request = request.resolve(defaults)
     term_k, knn_k, rerank_top = _set(request.term_k), _set(request.knn_k), _set(request.rerank_top)
@@ -64,12 +69,18 @@ def plan_search(request: SearchRequest, defaults: SearchDefaults, *, vectors: Ve
     rerank = request.rerank and ranker and rerank_top > 0
     filtering = bool(request.filters)
     filter_neighbours = vector and filtering and vectors is not None and not vectors.applies_filters
-    # with filters every neighbour's source is fetched for the filter anyway, so records save nothing
-    from_records = rerank and records and not filtering
+    # with filters every neighbour's source is fetched for the filter anyway, so records save nothing.
+    # A restricted search never ranks on records: they hold every item and every field, whatever the
+    # caller may read, and a hidden item (or field, under field level security) would shape the order
+    # of the page. Its neighbours reach the ranker only as the sources the cluster returned with the
+    # caller's rights: a neighbour the caller may not read is not returned, and is dropped as a gone
+    # one is. (Confirming the ids first and ranking on records would keep the fields hidden from the
+    # caller in play; the early mget costs little more, as it runs while the term search does.)
+    from_records = rerank and records and not filtering and not restricted
     return Plan(
         request=request, term_k=term_k, knn_k=knn_k, rerank_top=rerank_top,
         fusion=request.fusion or defaults.fusion, term=term, vector=vector, rerank=rerank,
-        filter_neighbours=filter_neighbours, records=from_records,
+        filter_neighbours=filter_neighbours, records=from_records, restricted=restricted,
         prefetch=_prefetch(vector, filter_neighbours, rerank and not from_records, rerank_top, request.page_end),
     )
 

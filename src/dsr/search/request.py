@@ -3,6 +3,11 @@
 The library (`HybridSearcher.run`), `dsr search` and the `ext.dsr` HTTP API all build one, so the
 parameters are spelled out once. The depths and the fusion may be left unset: `resolve` fills them
 from the searcher's `SearchDefaults`, once, at the start of a search.
+
+`caller` says whose rights the search has on the cluster. Unset (the library, `dsr search`), the
+searcher's backend acts with dsr's own credentials, as the operator who runs it. Set (every `ext.dsr`
+search of `dsr serve`), every request the search makes to the cluster carries the caller's own
+credential headers and none of dsr's (`SearchBackend.for_caller`).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dsr.backends.base import Filters
+from dsr.backends.base import Caller, Filters
 from dsr.errors import UsageError
 from dsr.search.fusion import FusionConfig
 
@@ -45,6 +50,7 @@ class SearchRequest:
         rerank_top: how many fused candidates the ranker re-orders (None: the searcher's default).
         explain: accepted for the HTTP API's sake; every hit keeps its stage scores anyway.
         term_query: engine query DSL that replaces the default `multi_match` on the term side.
+        caller: the credentials the cluster sees for this search (None: the backend's own, dsr's).
     """
 
     text: str
@@ -59,6 +65,7 @@ class SearchRequest:
     rerank_top: int | None = None
     explain: bool = False
     term_query: Mapping[str, Any] | None = None
+    caller: Caller | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):

@@ -5,6 +5,11 @@ fetched with `mget`. A neighbour the index no longer has (deleted from the clust
 sidecar) cannot be shown: it is dropped, and the pool is fused again without it, which may bring
 other candidates whose sources are needed. `settle` runs that loop a bounded number of times; the
 stages only say which sources they need (`require`).
+
+On a search with a caller's credentials, on a cluster with security, the cluster returns only the
+documents the caller may read, so a neighbour it does not return may as well exist and be hidden
+from the caller: it is dropped the same way, and the caller is not told (`report_gone=False`: no
+warning, which would count hidden documents near the query); the operator's log says, at debug level.
 """
 
 from __future__ import annotations
@@ -33,13 +38,17 @@ class Sources:
         backend, index: where documents are fetched from.
         timings: `mget` time is added under "mget".
         rounds: how many times `settle` runs its attempt at most.
+        report_gone: whether the search's answer says that neighbours were missing; False when the
+            backend answers with a caller's rights, under which missing may mean hidden.
     """
 
-    def __init__(self, backend: SearchBackend, index: str, timings: Timings, *, rounds: int = FETCH_ROUNDS) -> None:
+    def __init__(self, backend: SearchBackend, index: str, timings: Timings, *, rounds: int = FETCH_ROUNDS,
+                 report_gone: bool = True) -> None:
         self.backend = backend
         self.index = index
         self.timings = timings
         self.rounds = max(1, rounds)
+        self.report_gone = report_gone
         self.known: dict[str, Mapping[str, Any]] = {}
         self.gone: set[str] = set()
         self._last_round = True
@@ -98,6 +107,10 @@ class Sources:
     def warning(self) -> str | None:
         """The one warning about neighbours gone from the index, if any were."""
         if not self.gone:
+            return None
+        if not self.report_gone:
+            log.debug("%d vector neighbour(s) not returned from index %s with the caller's rights "
+                      "(gone from the index, or not readable by the caller)", len(self.gone), self.index)
             return None
         log.warning("%d sidecar neighbour(s) missing from index %s", len(self.gone), self.index)
         return (f"{len(self.gone)} vector neighbour(s) not found in index {self.index!r} "

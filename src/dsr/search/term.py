@@ -14,6 +14,10 @@ class TermSide:
         self.backend = backend
         self.index = index
 
+    def on(self, backend: SearchBackend) -> TermSide:
+        """The same side searching through `backend` (a caller's view of this side's backend)."""
+        return self if backend is self.backend else TermSide(backend, self.index)
+
     def search(self, request: SearchRequest, k: int, timings: Timings) -> list[Hit]:
         with timings.stage("term"):
             return self.backend.term_search(self.index, request.text, size=k, filters=request.filters,

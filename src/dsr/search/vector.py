@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsr.backends.base import Hit
+from dsr.backends.base import Hit, SearchBackend
 from dsr.encoders.base import Encoder
 from dsr.errors import DsrError
+from dsr.search.engine_vectors import EngineVectors
 from dsr.search.request import SearchRequest
 from dsr.search.timings import Timings
 from dsr.sidecar.base import VectorReader
@@ -39,6 +40,12 @@ class VectorSide:
         self.encoder = encoder
         self.source = source
         self.overfetch = max(1, overfetch)
+
+    def on(self, backend: SearchBackend) -> VectorSide:
+        """This side with the engine's kNN asked through `backend`; a sidecar asks no cluster, so it stays."""
+        if not isinstance(self.source, EngineVectors) or self.source.backend is backend:
+            return self
+        return VectorSide(self.encoder, self.source.on(backend), overfetch=self.overfetch)
 
     def search(self, request: SearchRequest, k: int, timings: Timings) -> VectorOutcome:
         try:

@@ -3,9 +3,19 @@
 `create_app(settings)` builds everything once (backend client, encoder, sidecar, ranker, the HTTP
 client of the proxy) and keeps it on the app, never in module globals. Routes:
 
-* `GET|POST /{index}/_search` with an `ext.dsr` object in the body: answered by the hybrid searcher
-  in the normal search response shape.
+* `GET|POST /{index}/_search[/]` with an `ext.dsr` object in the body: answered by the hybrid
+  searcher in the normal search response shape. The body is read as the engines read it
+  (`dsr.server.search_input`: compressed, escaped, or in the `source` URL parameter; strict JSON;
+  their media types), and the answer echoes `X-Opaque-Id`.
 * everything else: passed to the cluster unchanged (a search without `ext.dsr` byte for byte).
+
+Both reach the cluster with the caller's own credentials, never dsr's: the proxy forwards the
+caller's headers, and a hybrid search sends the caller's `Authorization` and `Cookie` (`Caller`) with
+every request it makes (the term search, the engine's kNN and similarity lookups, `mget`). So the
+cluster's security decides what a caller sees, document and field level security included, and a
+caller the cluster refuses gets the cluster's 401 or 403. dsr's own credentials (`ConnectionSettings`)
+are for its own jobs. On a cluster without security a caller without credentials searches as anyone
+does; the embedded backend has no security, and its searches take no caller at all.
 
 With the embedded backend there is no cluster to pass to; only `GET /` and dsr searches are served
 and anything else is a 501 that says so.
@@ -14,10 +24,12 @@ and anything else is a 501 that says so.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -26,25 +38,32 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from dsr.backends.base import Caller
 from dsr.backends.client_options import ClientOptions
 from dsr.errors import (
     DsrError,
     EngineAuthError,
     EngineError,
+    EngineOverloaded,
+    EngineTimeout,
     EngineUnavailable,
     IndexNotFound,
     UsageError,
 )
 from dsr.search.hybrid import HybridSearcher
-from dsr.server.dsr_request import has_dsr_ext, parse_dsr_request
+from dsr.server.admission import Admission
+from dsr.server.dsr_request import parse_dsr_request
 from dsr.server.errors import RequestError, error_response, request_error_response
+from dsr.server.media import JSON, MediaType, MediaTypeNotSupported, not_supported_response
 from dsr.server.proxy import BodyTooLarge, Proxy
 from dsr.server.response import search_response
+from dsr.server.search_input import SearchInput, read_search, worth_reading
 from dsr.server.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+INLINE_READ_BYTES = 64 * 1024  # bodies dsr reads larger than this are parsed in a worker thread
 
 
 class DsrApp:
@@ -54,6 +73,7 @@ class DsrApp:
         self.settings = settings
         self.searcher = searcher
         self.proxy: Proxy | None = None
+        self.admission = Admission(settings.max_cluster_requests, settings.max_queued_searches)
         # Elasticsearch clients refuse 2xx answers without this header; dsr's own answers carry it too
         self.product_headers = ({"X-Elastic-Product": "Elasticsearch"}
                                 if getattr(searcher.backend, "flavor", None) == "elasticsearch" else {})
@@ -92,23 +112,45 @@ class DsrApp:
             body = await self._read_body(request)
         except RequestError as e:
             return request_error_response(e)
-        parsed: Any = None
+        incoming: SearchInput | None = None
         # cheap test first: a plain search is relayed without being parsed
-        if b'"dsr"' in body and b'"ext"' in body:
-            with contextlib.suppress(ValueError):
-                parsed = json.loads(body)
-        if not has_dsr_ext(parsed):
+        if worth_reading(request.headers, request.scope.get("query_string", b""), body):
+            try:
+                incoming = await self._read_search(request, body)
+            except MediaTypeNotSupported as e:
+                return self._dsr_answer(request, not_supported_response(e))
+            except RequestError as e:
+                return self._dsr_answer(request, request_error_response(e))
+        if incoming is None:
             if self.proxy is None:
                 return error_response(501, "dsr_not_supported_exception",
                                       "the embedded backend answers only searches with an ext.dsr object "
                                       "(there is no cluster to pass other requests to)")
             return await self.proxy.forward(request, body)
-        response = await self.hybrid_search(request, parsed)
+        response = await self.hybrid_search(request, incoming.body, incoming.params)
+        return self._dsr_answer(request, response, incoming.media)
+
+    async def _read_search(self, request: Request, body: bytes) -> SearchInput | None:
+        read = functools.partial(read_search, request.headers, request.query_params, body,
+                                 limit=self.settings.max_body_bytes, relay=self.proxy is not None,
+                                 dsr_limit=self.settings.limits.max_request_bytes,
+                                 flavor=str(getattr(self.searcher.backend, "flavor", "elasticsearch")))
+        if len(body) > INLINE_READ_BYTES:  # a large body is parsed off the event loop
+            return await run_in_threadpool(read)
+        return read()
+
+    def _dsr_answer(self, request: Request, response: Response, media: MediaType | None = None) -> Response:
+        """An answer of dsr's own, with the headers the engines put on theirs."""
         for name, value in self.product_headers.items():
             response.headers.setdefault(name, value)
+        opaque_id = request.headers.get("x-opaque-id")
+        if opaque_id is not None:
+            response.headers["X-Opaque-Id"] = opaque_id
+        if media is not None and media.answer != JSON:
+            response.headers["content-type"] = media.answer
         return response
 
-    async def hybrid_search(self, request: Request, body: dict[str, Any]) -> Response:
+    async def hybrid_search(self, request: Request, body: dict[str, Any], params: Mapping[str, str]) -> Response:
         started = time.perf_counter()
         index = request.path_params["index"]
         if index != self.settings.index:
@@ -116,22 +158,21 @@ class DsrApp:
                                   f"ext.dsr searches are served for index [{self.settings.index}] only, "
                                   f"not [{index}]")
         try:
-            req = parse_dsr_request(body, dict(request.query_params), self.settings.limits)
+            req = parse_dsr_request(body, params, self.settings.limits)
         except RequestError as e:
             return request_error_response(e)
+        search = req.search
+        if not self.settings.embedded:  # a cluster: the caller's credentials, as the proxy forwards them
+            search = replace(search, caller=Caller.from_headers(request.headers.items()))
         try:
-            result = await run_in_threadpool(self.searcher.run, req.search)
-        except IndexNotFound as e:
-            return error_response(404, "index_not_found_exception", self._redact(str(e)))
-        except EngineUnavailable as e:
-            return error_response(502, "dsr_upstream_unavailable_exception",
-                                  f"cluster unavailable: {self._redact(str(e))}")
+            async with self.admission.slot():
+                result = await run_in_threadpool(self.searcher.run, search)
         except EngineAuthError as e:
-            return error_response(502, "dsr_upstream_auth_exception",
-                                  f"the cluster refused dsr's credentials: {self._redact(str(e))}")
+            if search.caller is None:
+                return self._engine_error_response(e)
+            return _refused_caller(e)
         except EngineError as e:
-            return error_response(502, "dsr_upstream_exception",
-                                  f"the cluster failed the search: {self._redact(str(e))}")
+            return self._engine_error_response(e)
         except UsageError as e:
             return error_response(400, "illegal_argument_exception", self._redact(str(e)))
         except DsrError as e:
@@ -149,6 +190,33 @@ class DsrApp:
             headers["X-Dsr-Degraded"] = "true"
         content = json.dumps(payload, indent=2 if req.pretty else None).encode()
         return Response(content, media_type="application/json", headers=headers)
+
+    def _engine_error_response(self, e: EngineError) -> Response:
+        """The answer to a search the cluster (or dsr's own bound on it) failed.
+
+        The cluster's refusals of the request (4xx, 429 included) are answered as the cluster answered
+        them, status and `error` object, so a client sees what it would see from the cluster directly;
+        a 429 also says when to retry. The cluster's own failures (5xx), an unreachable cluster and
+        refused credentials are dsr's upstream's: a 502 naming the cluster; no answer in time is a 504.
+        """
+        if isinstance(e, EngineTimeout):
+            return error_response(504, "dsr_upstream_timeout_exception",
+                                  f"the cluster did not answer in time: {self._redact(str(e))}")
+        if isinstance(e, EngineUnavailable):
+            return error_response(502, "dsr_upstream_unavailable_exception",
+                                  f"cluster unavailable: {self._redact(str(e))}")
+        if isinstance(e, EngineAuthError):
+            return error_response(502, "dsr_upstream_auth_exception",
+                                  f"the cluster refused dsr's credentials: {self._redact(str(e))}")
+        headers = {"Retry-After": str(e.retry_after)} if e.retry_after is not None else None
+        if e.status is not None and 400 <= e.status < 500 and e.error:
+            return JSONResponse({"error": e.error, "status": e.status}, status_code=e.status, headers=headers)
+        if isinstance(e, EngineOverloaded):  # dsr's own queue is full
+            return error_response(429, "dsr_rejected_execution_exception", self._redact(str(e)), headers)
+        if isinstance(e, IndexNotFound):
+            return error_response(404, "index_not_found_exception", self._redact(str(e)))
+        log.warning("the cluster failed a dsr search: %s", self._redact(str(e)))
+        return error_response(502, "dsr_upstream_exception", f"the cluster failed the search: {self._redact(str(e))}")
 
     def _redact(self, text: str) -> str:
         """`text` without the credentials a cluster URL may carry (`https://user:secret@host`)."""
@@ -179,6 +247,15 @@ class DsrApp:
         return await self.proxy.forward(request)
 
 
+def _refused_caller(e: EngineAuthError) -> Response:
+    """The cluster's own refusal of a caller's credentials (401) or rights (403), as the cluster gave it."""
+    status = e.status if e.status in (401, 403) else 401
+    if e.error:
+        return JSONResponse({"error": e.error, "status": status}, status_code=status)
+    kind = "missing or refused credentials" if status == 401 else "not allowed with the caller's rights"
+    return error_response(status, "security_exception", f"the cluster refused the search: {kind}")
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -198,6 +275,7 @@ def create_app(settings: ServeSettings, *, searcher: HybridSearcher | None = Non
     routes = [
         Route("/", handlers.root, methods=["GET", "HEAD"]),
         Route("/{index}/_search", handlers.search, methods=["GET", "POST"]),
+        Route("/{index}/_search/", handlers.search, methods=["GET", "POST"]),
         Route("/{path:path}", handlers.passthrough, methods=ALL_METHODS),
     ]
     app = Starlette(routes=routes, lifespan=handlers.lifespan)

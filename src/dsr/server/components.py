@@ -62,6 +62,10 @@ def build_searcher(settings: ServeSettings, *, backend: Any = None) -> HybridSea
     wrote for this index), else the engine's own kNN on the embedding field; `--model none` turns it off."""
     if backend is None:
         backend = connect_backend(settings)
+    if backend.flavor != "embedded":  # every search's requests to the cluster share one bound
+        from dsr.backends.gated import GatedBackend
+
+        backend = GatedBackend(backend, settings.max_cluster_requests)
     sidecar = settings.sidecar
     if sidecar is None:
         from dsr.sidecar import default_sidecar_dir

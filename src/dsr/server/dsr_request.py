@@ -10,16 +10,22 @@ The request is the normal search body plus an `ext.dsr` object:
 Everything is checked before any work is done, and every problem is a 400 whose reason names the
 key: unknown keys, wrong types, depths above the configured maximum, and `from + size` beyond the
 candidate pool (`term_k + k`). A body key dsr cannot honour (aggregations, sort, ...) is refused
-rather than silently ignored.
+rather than silently ignored. The query text is bounded (characters and terms: the term side turns
+every term into clauses, and the engines refuse a query of more than
+`indices.query.bool.max_clause_count`, 1,024 by default, clauses), and so is how deep the body
+nests; no number in it may be infinite and no string an unpaired UTF-16 surrogate, which neither
+the cluster's client nor the encoders can write.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dsr.backends import filters as filter_lang
 from dsr.errors import UsageError
 from dsr.search.fusion import FusionConfig, FusionMode, Normalization
 from dsr.search.request import SearchRequest
@@ -43,6 +49,10 @@ class Limits:
     default_k: int = 100
     default_rerank_top: int = 100
     max_size: int = 1000
+    max_text_chars: int = 4096  # ext.dsr.text
+    max_text_terms: int = 64  # words in ext.dsr.text: 64 terms x 16 fields stay within 1,024 clauses
+    max_depth: int = 100  # how deep the body of an ext.dsr search may nest (objects and arrays)
+    max_request_bytes: int = 1024 * 1024  # the body of an ext.dsr search, decoded
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,63 @@ def _choice(where: str, value: Any, choices: list[str]) -> str:
     return value
 
 
+_WORD = re.compile(r"\w+")
+
+
+def _text(value: Any, limits: Limits) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RequestError("[ext.dsr.text] must be a non-empty string")
+    if len(value) > limits.max_text_chars:
+        raise RequestError(f"[ext.dsr.text] is {len(value)} characters long; the configured maximum is "
+                           f"{limits.max_text_chars}")
+    terms = sum(1 for _ in zip(_WORD.finditer(value), range(limits.max_text_terms + 1), strict=False))
+    if terms > limits.max_text_terms:
+        raise RequestError(f"[ext.dsr.text] has more than {limits.max_text_terms} terms (the configured "
+                           "maximum); shorten the query")
+    return value
+
+
+def _path(parts: tuple[Any, ...]) -> str:
+    shown = [p if isinstance(p, str) else f"[{p}]" for p in parts[:8]]
+    text = ".".join(shown).replace(".[", "[")
+    return text + (".…" if len(parts) > 8 else "")
+
+
+def _check_values(body: Mapping[str, Any], max_depth: int) -> None:
+    """Refuse what no part of the pipeline can carry: deep nesting, infinite numbers, lone surrogates.
+
+    Iterative, so a deep body costs no stack; only containers are stacked, scalars are checked in place.
+    """
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(body, ())]
+    while stack:
+        container, where = stack.pop()
+        if len(where) >= max_depth:
+            raise RequestError(f"the search body nests deeper than {max_depth} levels (the configured "
+                               f"maximum for a search with ext.dsr) at [{_path(where)}]")
+        items = container.items() if isinstance(container, dict) else enumerate(container)
+        for key, value in items:
+            if isinstance(value, str):
+                if not _encodable(value):
+                    raise RequestError(f"[{_path((*where, key))}] holds an unpaired UTF-16 surrogate")
+            elif isinstance(value, float):
+                if not math.isfinite(value):
+                    raise RequestError(f"[{_path((*where, key))}] is a number out of range ({value})")
+            elif isinstance(value, dict | list):
+                stack.append((value, (*where, key)))
+            if isinstance(key, str) and not _encodable(key):
+                raise RequestError(f"a key in [{_path(where) or '/'}] holds an unpaired UTF-16 surrogate")
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _filters(value: Any) -> dict[str, Any]:
     filters = _object("ext.dsr.filters", value)
     for name, want in filters.items():
@@ -115,6 +182,10 @@ def _filters(value: Any) -> dict[str, Any]:
                 raise RequestError(f"[{where}] a list must hold one or more strings/numbers/booleans")
         elif not _scalar(want):
             raise RequestError(f"[{where}] must be a string, number, boolean, list or range object")
+    try:
+        filter_lang.validate(filters)
+    except UsageError as e:
+        raise RequestError(str(e)) from None
     return filters
 
 
@@ -168,6 +239,7 @@ def parse_dsr_request(body: Mapping[str, Any], params: Mapping[str, str], limits
     if unknown_params:
         raise RequestError(f"request [_search] contains unrecognized parameter(s) {sorted(unknown_params)} "
                            "for a search with ext.dsr")
+    _check_values(body, limits.max_depth)
     unknown_body = set(body) - BODY_KEYS
     if unknown_body:
         raise RequestError(f"search body key(s) {sorted(unknown_body)} are not supported together with "
@@ -178,9 +250,7 @@ def parse_dsr_request(body: Mapping[str, Any], params: Mapping[str, str], limits
         raise RequestError(f"[ext.dsr] unknown key(s) {sorted(unknown)}; known keys: {sorted(DSR_KEYS)}")
     if "text" not in ext:
         raise RequestError("[ext.dsr.text] is required: the query text for the vector side and the ranker")
-    text = ext["text"]
-    if not isinstance(text, str) or not text.strip():
-        raise RequestError("[ext.dsr.text] must be a non-empty string")
+    text = _text(ext["text"], limits)
 
     k = _int("ext.dsr.k", ext.get("k", limits.default_k), 0, limits.max_k)
     term_k = _int("ext.dsr.term_k", ext.get("term_k", limits.default_k), 0, limits.max_k)

@@ -23,6 +23,10 @@ class ServeSettings:
     port: int = 9400
     max_body_bytes: int = 100 * 1024 * 1024  # Elasticsearch's default http.max_content_length
     upstream_timeout_s: float = 120.0
+    # hybrid searches: cluster requests in flight at most (and searches running at once), searches waiting
+    # beyond them (one more is answered 429)
+    max_cluster_requests: int = 8
+    max_queued_searches: int = 100
     limits: Limits = field(default_factory=Limits)
     fusion: FusionConfig = field(default_factory=FusionConfig)
 

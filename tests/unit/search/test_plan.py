@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dsr.backends.base import Caller
 from dsr.search.engine_vectors import EngineVectors
 from dsr.search.plan import ALL, plan_search
 from dsr.search.request import SearchDefaults, SearchRequest
@@ -68,3 +69,11 @@ def test_records_that_cover_the_ranker_stand_in_for_neighbours_sources():
     p = plan(SearchRequest("red"), records=True)
     assert p.records and p.prefetch == 0
     assert not plan(SearchRequest("red", rerank=False), records=True).records
+
+
+def test_a_search_restricted_to_what_a_caller_may_read_never_ranks_on_item_records():
+    # records hold every item and field; the ranker then reads only what the cluster returned the caller
+    caller = SearchRequest("red", caller=Caller({"authorization": "Basic eDp5"}))
+    p = plan_search(caller, DEFAULTS, vectors=SIDECAR, ranker=True, records=True, restricted=True)
+    assert not p.records and p.restricted and p.prefetch == 60
+    assert plan(caller, records=True).records  # a cluster without security hides nothing

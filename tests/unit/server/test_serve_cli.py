@@ -34,6 +34,15 @@ def test_settings_default_to_loopback_and_the_subcommand_engine_wins():
     assert s.fusion.mode.value == "linear" and s.fusion.rrf_k == 10
 
 
+def test_the_text_limits_of_an_ext_dsr_search_are_serve_options():
+    s = build_settings(ConnectionSettings("http://global:9200"), engine_url=None, index="p", model="hashing:16",
+                       ranker_dir=None, sidecar=None, fusion="rrf", rrf_k=60, max_k=100, max_text_chars=200,
+                       max_text_terms=8)
+    assert (s.limits.max_text_chars, s.limits.max_text_terms) == (200, 8)
+    result = CliRunner().invoke(cli, ["serve", "--help"])
+    assert "--max-text-chars" in result.output and "--max-text-terms" in result.output
+
+
 def test_loopback_detection():
     assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("localhost")
     assert not _is_loopback("0.0.0.0") and not _is_loopback("10.1.2.3")
