@@ -77,6 +77,35 @@ class IndexSpec:
     embedding_field: str = EMBEDDING_FIELD
 
 
+DSR_META_KEY = "dsr"
+"""The key of dsr's marker in the mapping `_meta` of an index dsr created (`{"created_by": "dsr", ...}`)."""
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What dsr reads of an existing index before it writes anything to it.
+
+    An index dsr created carries dsr's marker in its mapping `_meta`; one created by an older dsr has
+    no marker but a mapping that is dsr's own (its catalog fields mapped exactly as dsr maps them).
+    Any other index is the shop's: dsr adds its vector field to it and never replaces its documents
+    unless asked to. `name` is the index writes go to: an alias resolved to its write index.
+    """
+
+    name: str
+    created_by_dsr: bool
+    recognised_as_dsr: bool  # no marker, but the mapping is the one dsr gives the indexes it creates
+    field_types: Mapping[str, str]  # top-level field -> its mapped type ("object" for an object)
+    vector_field: str
+    vector_type: str | None = None  # how `vector_field` is mapped now; None while it is not mapped
+    vector_dims: int | None = None  # set when `vector_field` is the engine's kNN vector type
+    vector_in_source: bool = False  # whether the documents' stored `_source` would keep the vector
+    knn_unavailable: str | None = None  # why no kNN vector field can be added to this index
+
+    @property
+    def owned_by_dsr(self) -> bool:
+        return self.created_by_dsr or self.recognised_as_dsr
+
+
 @dataclass(frozen=True)
 class BulkFailure:
     id: str
@@ -119,6 +148,29 @@ class SearchBackend(Protocol):
         ...
 
     def delete(self, index: str, ids: Sequence[str]) -> BulkResult: ...
+
+    def index_info(self, index: str, embedding_field: str | None = None) -> IndexInfo | None:
+        """Whose index `index` is and how it maps `embedding_field` (default: dsr's); None when there is none.
+
+        An alias is resolved to its write index; one with several indexes and no write index is a
+        `UsageError` (a write could not go anywhere).
+        """
+        ...
+
+    def add_vector_mapping(self, index: str, spec: IndexSpec) -> None:
+        """Map `spec.embedding_field` for the engine's kNN on an existing index (a mapping update)."""
+        ...
+
+    def bulk_partial_update(self, index: str, docs: Iterable[Mapping[str, Any]]) -> BulkResult:
+        """Add the fields of each document (by its `id`) to the stored one, keeping every other field.
+
+        A document that is not in the index is not created: it fails with status 404.
+        """
+        ...
+
+    def existing_ids(self, index: str, ids: Sequence[str]) -> set[str]:
+        """The ids among `ids` that the index holds (read without their sources)."""
+        ...
 
     def term_search(
         self,

@@ -35,7 +35,9 @@ from typing import Any
 import numpy as np
 
 from dsr.backends import filters as filter_lang
-from dsr.backends.base import BulkFailure, BulkResult, Caller, Filters, Hit, IndexSpec
+from dsr.backends.aliases import ResolvedTarget, resolved_target
+from dsr.backends.base import DSR_META_KEY, BulkFailure, BulkResult, Caller, Filters, Hit, IndexInfo, IndexSpec
+from dsr.backends.documents import DEFAULT_KEEP_ALIVE, PIT_DIALECTS, Cursor, DocumentPage, read_cluster_pages
 from dsr.catalog import TEXT_FIELD_BOOSTS
 from dsr.errors import (
     EngineAuthError,
@@ -44,6 +46,7 @@ from dsr.errors import (
     EngineRequestError,
     EngineUnavailable,
     IndexNotFound,
+    UsageError,
 )
 
 KEYWORD_TEXT_FIELDS = ("brand", "category")  # keyword fields, searched through their `.text` sub-field
@@ -51,6 +54,7 @@ REQUEST_TIMEOUT_S = 30
 REQUEST_RETRIES = 3  # the client's own retries of one request; bulk writes use a client without them
 RETRY_ON_STATUS = (502, 503, 504)  # statuses the client retries (opensearch-py's default; not 429)
 BULK_CHUNK = 500
+UPDATE_RETRY_ON_CONFLICT = 3  # a partial update re-read and re-applied when the shop's own write raced it
 KNN_SIMILARITY_CHUNK = 1000  # ids per similarity query (within both engines' k limits)
 BULK_MAX_CHUNK_BYTES = 20 * 1024 * 1024
 BULK_RETRIES = 5  # streaming_bulk's re-sends of documents refused with 429
@@ -137,6 +141,23 @@ def catalog_properties(spec: IndexSpec, vector_mapping: Mapping[str, Any] | None
     return props
 
 
+def dsr_marker(spec: IndexSpec) -> dict[str, Any]:
+    """The mapping `_meta` entry that says dsr created an index (and with which vector field)."""
+    return {DSR_META_KEY: {"created_by": "dsr", "vector_field": spec.embedding_field, "dims": spec.dims}}
+
+
+def has_dsr_catalog_mapping(properties: Mapping[str, Any]) -> bool:
+    """Whether the catalog fields are mapped exactly as dsr maps them in the indexes it creates.
+
+    How an index created by a dsr older than the `_meta` marker is told from a shop's own: the
+    keyword-with-text-sub-field mapping of brand and category (and the rest, down to `ignore_above`)
+    is dsr's, and a shop's index matching it on every one of these fields would be a copy of dsr's.
+    """
+    expected = catalog_properties(IndexSpec("any"), None)
+    return all(properties.get(name) == expected[name]
+               for name in ("id", "title", "description", *KEYWORD_TEXT_FIELDS, "price"))
+
+
 def term_query(text: str, filters: Filters | None, query: Mapping[str, Any] | None) -> dict[str, Any]:
     must = dict(query) if query is not None else {
         "multi_match": {"query": text, "fields": list(MULTI_MATCH_FIELDS), "type": "best_fields", "tie_breaker": 0.3}
@@ -173,6 +194,14 @@ class ClusterBackend(ABC):
 
     @abstractmethod
     def _index_settings(self, spec: IndexSpec) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _vector_dims(self, mapping: Mapping[str, Any]) -> int | None:
+        """The dimension of a field mapped as this engine's kNN vector type; None for any other mapping."""
+
+    @abstractmethod
+    def _knn_unavailable(self, index: str, settings: Mapping[str, Any]) -> str | None:
+        """Why a kNN vector field cannot be added to an existing index with these settings; None when it can."""
 
     @abstractmethod
     def _knn_body(self, field: str, vector: list[float], k: int, num_candidates: int,
@@ -238,6 +267,7 @@ class ClusterBackend(ABC):
             # tuning guides advise: every hit and mget would otherwise load and re-filter it (about
             # 20% of a 100-hit fetch at dim 64, far more at 384), and dsr never reads it back.
             mappings["_source"] = {"excludes": [spec.embedding_field]}
+        mappings["_meta"] = dsr_marker(spec)
         self._stored_without_vector.pop(spec.name, None)
         body = {"settings": self._index_settings(spec), "mappings": mappings}
         with self._translated_errors(f"create index {spec.name}"):
@@ -253,10 +283,86 @@ class ClusterBackend(ABC):
         with self._translated_errors(f"check index {index}"):
             return bool(self.client.indices.exists(index=index))
 
+    def resolve_index(self, target: str) -> ResolvedTarget:
+        """The concrete indexes a search on `target` (an index, alias, comma list or pattern) reaches.
+
+        Read with `GET /<target>/_alias`, which both engines resolve as a search does; a name that
+        matches nothing is an empty result rather than an error.
+        """
+        try:
+            with self._translated_errors(f"resolve {target}"):
+                answer = self.client.indices.get_alias(index=target)
+        except IndexNotFound:
+            return ResolvedTarget(target, ())
+        return resolved_target(target, dict(answer))
+
     def delete_index(self, index: str) -> None:
         with self._translated_errors(f"delete index {index}"):
             if self.client.indices.exists(index=index):
                 self.client.indices.delete(index=index)
+
+    def _write_index(self, index: str) -> str:
+        """The concrete index behind `index`: itself, or the write index of the alias it names."""
+        if not self.client.indices.exists_alias(name=index):
+            return index
+        aliased = dict(self.client.indices.get_alias(name=index))
+        if len(aliased) == 1:
+            return str(next(iter(aliased)))
+        writers = [name for name, entry in aliased.items()
+                   if ((entry.get("aliases") or {}).get(index) or {}).get("is_write_index")]
+        if len(writers) != 1:
+            raise UsageError(f"{self.url}: the alias {index!r} points to {len(aliased)} indexes "
+                             f"({', '.join(sorted(aliased))}) and none is its write index; name one index")
+        return str(writers[0])
+
+    def index_info(self, index: str, embedding_field: str | None = None) -> IndexInfo | None:
+        field = embedding_field or self.embedding_field_default
+        with self._translated_errors(f"read the mapping of {index}"):
+            if not self.client.indices.exists(index=index):
+                return None
+            name = self._write_index(index)
+            mappings = dict(self.client.indices.get_mapping(index=name))[name].get("mappings") or {}
+            settings = dict(self.client.indices.get_settings(index=name))[name].get("settings") or {}
+        properties = mappings.get("properties") or {}
+        marker = (mappings.get("_meta") or {}).get(DSR_META_KEY) or {}
+        created = isinstance(marker, Mapping) and marker.get("created_by") == "dsr"
+        vector = properties.get(field)
+        source = mappings.get("_source") or {}
+        stored = str(source.get("enabled", True)).lower() != "false"
+        return IndexInfo(
+            name=name, created_by_dsr=created, recognised_as_dsr=not created and has_dsr_catalog_mapping(properties),
+            field_types={k: str(v.get("type", "object")) for k, v in properties.items() if isinstance(v, Mapping)},
+            vector_field=field,
+            vector_type=None if vector is None else str(vector.get("type", "object")),
+            vector_dims=None if vector is None else self._vector_dims(vector),
+            vector_in_source=stored and field not in (source.get("excludes") or ()),
+            knn_unavailable=self._knn_unavailable(name, settings))
+
+    def add_vector_mapping(self, index: str, spec: IndexSpec) -> None:
+        body = {"properties": {spec.embedding_field: self._vector_mapping(spec)}}
+        with self._translated_errors(f"add the vector field {spec.embedding_field} to {index}"):
+            self.client.indices.put_mapping(index=index, body=body)
+        self._embedding_fields[index] = spec.embedding_field
+        self._stored_without_vector.pop(index, None)
+
+    def bulk_partial_update(self, index: str, docs: Iterable[Mapping[str, Any]]) -> BulkResult:
+        def actions() -> Iterator[dict[str, Any]]:
+            for doc in docs:
+                fields = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in doc.items() if k != "id"}
+                # no upsert: a document the index lacks fails (404 document_missing_exception), it is not made
+                yield {"_op_type": "update", "_index": index, "_id": str(doc["id"]), "doc": fields,
+                       "retry_on_conflict": UPDATE_RETRY_ON_CONFLICT}
+
+        return self._bulk(index, actions())
+
+    def existing_ids(self, index: str, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        unique = list(dict.fromkeys(str(i) for i in ids))
+        for start in range(0, len(unique), BULK_CHUNK):
+            with self._translated_errors(f"mget from {index}"):
+                resp = self.client.mget(index=index, body={"ids": unique[start:start + BULK_CHUNK]}, _source=False)
+            found.update(str(d["_id"]) for d in resp["docs"] if d.get("found"))
+        return found
 
     def _bulk(self, index: str, actions: Iterable[dict[str, Any]]) -> BulkResult:
         result = BulkResult()
@@ -403,6 +509,12 @@ class ClusterBackend(ABC):
             for hit in self._helpers.scan(self.client, index=index, query={"query": {"match_all": {}}},
                                           _source=False, size=1000):
                 yield str(hit["_id"])
+
+    def iter_documents(self, index: str, *, batch: int = 500, after: Cursor | None = None,
+                       keep_alive: str = DEFAULT_KEEP_ALIVE) -> Iterator[DocumentPage]:
+        """Every document of `index`, page by page, resumable from any page's cursor (`dsr.backends.documents`)."""
+        return read_cluster_pages(self, PIT_DIALECTS[self.flavor], index, batch=batch, after=after,
+                                  keep_alive=keep_alive)
 
     def close(self) -> None:
         if self._view:  # the connections are the backend's

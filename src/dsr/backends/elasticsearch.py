@@ -54,6 +54,13 @@ class ElasticsearchBackend(ClusterBackend):
     def _index_settings(self, spec: IndexSpec) -> dict[str, Any]:
         return {"number_of_shards": 1, "number_of_replicas": 0}
 
+    def _vector_dims(self, mapping: Mapping[str, Any]) -> int | None:
+        dims = mapping.get("dims") if mapping.get("type") == "dense_vector" else None
+        return int(dims) if dims is not None else None
+
+    def _knn_unavailable(self, index: str, settings: Mapping[str, Any]) -> str | None:
+        return None  # a dense_vector field can be added to any existing index
+
     def _knn_body(self, field: str, vector: list[float], k: int, num_candidates: int,
                   clauses: list[dict[str, Any]]) -> dict[str, Any]:
         knn: dict[str, Any] = {"field": field, "query_vector": vector, "k": k, "num_candidates": num_candidates}

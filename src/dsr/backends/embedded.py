@@ -20,7 +20,17 @@ import numpy as np
 import tantivy
 
 from dsr.backends import filters as filter_lang
-from dsr.backends.base import EMBEDDING_FIELD, BulkFailure, BulkResult, Caller, Filters, Hit, IndexSpec
+from dsr.backends.base import (
+    EMBEDDING_FIELD,
+    BulkFailure,
+    BulkResult,
+    Caller,
+    Filters,
+    Hit,
+    IndexInfo,
+    IndexSpec,
+)
+from dsr.backends.documents import DEFAULT_KEEP_ALIVE, Cursor, Document, DocumentPage
 from dsr.catalog import TEXT_FIELD_BOOSTS
 from dsr.errors import IndexNotFound, UsageError
 
@@ -195,6 +205,43 @@ class EmbeddedBackend:
             files.bump_generation()
         return BulkResult(succeeded=[str(i) for i in ids])
 
+    def index_info(self, index: str, embedding_field: str | None = None) -> IndexInfo | None:
+        """Every embedded index is dsr's: only dsr creates them (the folder holds dsr's own files)."""
+        if not self.index_exists(index):
+            return None
+        files = self._files(index)
+        field = embedding_field or self._embedding_field(files)
+        dims = files.spec().get("dims") if field == self._embedding_field(files) else None
+        return IndexInfo(name=index, created_by_dsr=True, recognised_as_dsr=False, field_types={},
+                         vector_field=field, vector_type="vector" if dims else None,
+                         vector_dims=int(dims) if dims else None)
+
+    def add_vector_mapping(self, index: str, spec: IndexSpec) -> None:
+        files = self._files(index)
+        stored = {**files.spec(), "dims": spec.dims, "similarity": spec.similarity,
+                  "embedding_field": spec.embedding_field}
+        files.db.execute("INSERT OR REPLACE INTO meta VALUES ('spec', ?)", (json.dumps(stored),))
+
+    def bulk_partial_update(self, index: str, docs: Iterable[Mapping[str, Any]]) -> BulkResult:
+        files = self._files(index)
+        field = self._embedding_field(files)
+        wanted = {str(doc.get("id", "")): doc for doc in docs}
+        stored = self.mget(index, list(wanted))
+        vectors = self.embeddings(index, list(stored))
+        merged, missing = [], []
+        for doc_id, doc in wanted.items():
+            if doc_id not in stored:
+                missing.append(BulkFailure(doc_id, 404, f"document_missing_exception: [{doc_id}]: document missing"))
+                continue
+            vector = doc.get(field, vectors.get(doc_id))
+            merged.append({**stored[doc_id], **doc, "id": doc_id, **({field: vector} if vector is not None else {})})
+        result = self.bulk_upsert(index, merged) if merged else BulkResult()
+        result.failed.extend(missing)
+        return result
+
+    def existing_ids(self, index: str, ids: Sequence[str]) -> set[str]:
+        return set(self.mget(index, ids))
+
     def term_search(self, index: str, text: str, *, size: int = 10, filters: Filters | None = None,
                     query: Mapping[str, Any] | None = None) -> list[Hit]:
         if query is not None:
@@ -266,6 +313,24 @@ class EmbeddedBackend:
     def iter_ids(self, index: str) -> Iterator[str]:
         for (doc_id,) in self._files(index).db.execute("SELECT id FROM docs ORDER BY id"):
             yield doc_id
+
+    def iter_documents(self, index: str, *, batch: int = 500, after: Cursor | None = None,
+                       keep_alive: str = DEFAULT_KEEP_ALIVE) -> Iterator[DocumentPage]:
+        """Every document by id order; the cursor is the last id, valid for ever (`keep_alive` is unused)."""
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        files = self._files(index)
+        last = str(after.after[0]) if after is not None and after.after else None
+        while True:
+            query, args = ("SELECT id, source FROM docs ORDER BY id LIMIT ?", [batch]) if last is None else (
+                "SELECT id, source FROM docs WHERE id > ? ORDER BY id LIMIT ?", [last, batch])
+            rows = files.db.execute(query, args).fetchall()
+            if not rows:
+                return
+            last = str(rows[-1][0])
+            yield DocumentPage([Document(str(i), json.loads(src)) for i, src in rows], Cursor(after=[last]))
+            if len(rows) < batch:
+                return
 
     def embeddings(self, index: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored embeddings by id (the embedded backend keeps them out of the sources)."""

@@ -52,6 +52,18 @@ class OpenSearchBackend(ClusterBackend):
             settings["index.knn"] = True
         return settings
 
+    def _vector_dims(self, mapping: Mapping[str, Any]) -> int | None:
+        dims = mapping.get("dimension") if mapping.get("type") == "knn_vector" else None
+        return int(dims) if dims is not None else None
+
+    def _knn_unavailable(self, index: str, settings: Mapping[str, Any]) -> str | None:
+        # the k-NN plugin maps a knn_vector only in an index created with index.knn: true, a static setting
+        knn = (settings.get("index") or {}).get("knn", settings.get("index.knn"))
+        if str(knn).lower() == "true":
+            return None
+        return (f"{index} was not created with the index setting index.knn: true, which OpenSearch's k-NN "
+                "plugin needs for a knn_vector field and which cannot be set on an existing index")
+
     def _knn_body(self, field: str, vector: list[float], k: int, num_candidates: int,
                   clauses: list[dict[str, Any]]) -> dict[str, Any]:
         # OpenSearch's `k` is the candidate count of the graph search (Elasticsearch's num_candidates):

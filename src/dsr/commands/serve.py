@@ -45,8 +45,8 @@ def build_settings(conn: ConnectionSettings, **opts: Any) -> Any:
     from dsr.server.dsr_request import Limits
     from dsr.server.settings import ServeSettings
 
-    extra: dict[str, Any] = {k: opts[k] for k in ("host", "port", "max_cluster_requests", "max_queued_searches")
-                             if k in opts}
+    extra: dict[str, Any] = {k: opts[k] for k in ("host", "port", "max_cluster_requests", "max_queued_searches",
+                                                  "resolve_ttl_s") if k in opts}
     if "max_body_mb" in opts:
         extra["max_body_bytes"] = int(opts["max_body_mb"] * 1024 * 1024)
     default_k = min(100, opts["max_k"])
@@ -76,6 +76,9 @@ def build_settings(conn: ConnectionSettings, **opts: Any) -> Any:
                    "cluster's max_clause_count.")
 @click.option("--max-queued-searches", type=click.IntRange(min=0), default=100, show_default=True,
               help="ext.dsr searches that may wait for the cluster; one more is answered 429 with Retry-After.")
+@click.option("--alias-ttl", "resolve_ttl_s", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Seconds what --index (an alias) and a search's target resolve to is kept; a moved alias is "
+                   "followed within it.")
 @click.pass_obj
 def serve(conn: ConnectionSettings, **opts: Any) -> None:
     """Serve an Elasticsearch-compatible endpoint that adds hybrid search to INDEX.

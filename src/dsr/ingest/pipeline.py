@@ -7,6 +7,12 @@ point leaves at most one batch to redo, and redoing it is harmless: both stores 
 The sidecar also keeps a record of each item with every field a ranker can read (`dsr.sidecar.items`),
 so serving needs no `mget` to re-rank sidecar neighbours, whichever ranker it serves.
 
+Whose index it is decides what reaches the cluster (`dsr.ingest.target`, read before anything is
+written): whole documents into an index dsr created (or one handed over with `replace_documents`),
+the vector field alone, by partial updates, into a shop's own index, whose documents keep every
+field; a row such an index does not hold is rejected, never created, and deletions reach only the
+sidecar.
+
 A resumed run re-checks, while it skips the rows the checkpoint counts as done, that the sidecar still
 holds them (and no longer holds the deleted ones), and re-writes what it lost. A finished run leaves a
 completion record (`dsr.ingest.checkpoint.Completion`); running it again with nothing changed writes
@@ -40,7 +46,8 @@ from dsr.ingest.checkpoint import (
     fingerprint,
     sidecar_state,
 )
-from dsr.ingest.writer import ClusterWriter
+from dsr.ingest.target import NOT_IN_INDEX, ClusterWrites, IngestTarget, plan_target
+from dsr.ingest.writer import ClusterWriter, WriteOutcome
 from dsr.sidecar.store import SidecarStore
 
 log = logging.getLogger(__name__)
@@ -60,6 +67,7 @@ class IngestOptions:
     limits: Limits = field(default_factory=Limits)
     progress: bool = True
     force: bool = False  # ingest from the top even when a completion record or a checkpoint says otherwise
+    replace_documents: bool = False  # write whole documents (and delete them) even in an index dsr did not create
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -98,6 +106,8 @@ class IngestReport:
     up_to_date: bool = False
     ingested_at: str | None = None
     exit_code: int = EXIT_OK
+    cluster_writes: str = ClusterWrites.DOCUMENTS.value  # what reached the cluster (`ClusterWrites`)
+    notes: list[str] = field(default_factory=list)  # what the run decided about the cluster side, to tell the user
 
     @property
     def items_per_second(self) -> float:
@@ -135,8 +145,10 @@ class _Run:
     """State of one ingest run: the two stores, the rejects file, counters and timers."""
 
     def __init__(self, backend: SearchBackend, index: str, encoder: Encoder, store: SidecarStore,
-                 rejects: RejectsFile, options: IngestOptions, report: IngestReport) -> None:
-        self.writer = ClusterWriter(backend, index)
+                 rejects: RejectsFile, options: IngestOptions, report: IngestReport, target: IngestTarget) -> None:
+        # a shop's index is written (and read) behind an alias at its write index, where the mapping was read
+        self.writer = ClusterWriter(backend, target.write_index if target.shop_index else index)
+        self.target = target
         self.encoder = encoder
         self.store = store
         self.rejects = rejects
@@ -166,19 +178,16 @@ class _Run:
         vectors = np.asarray(self.encoder.encode_items([p.item for p in upserts]), dtype=np.float32)
         t1 = time.perf_counter()
         report.encode_seconds += t1 - t0
-        if self.options.embed_in_cluster:
-            docs = [{**p.item, EMBEDDING_FIELD: vectors[i].tolist()} for i, p in enumerate(upserts)]
-        else:
-            docs = [p.item for p in upserts]
-        outcome = self.writer.upsert(docs)
+        outcome = self._write_cluster(upserts, vectors)
         t2 = time.perf_counter()
         report.cluster_seconds += t2 - t1
         report.cluster_retries += outcome.retries
         by_id = {p.item["id"]: p for p in upserts}
         for failure in outcome.failed:
             pending = by_id[failure.id]
-            self.reject(pending.row.line, failure.id,
-                        f"cluster refused the document (HTTP {failure.status}): {failure.reason}", pending.row.raw)
+            reason = (NOT_IN_INDEX if self.target.shop_index and failure.status == 404
+                      else f"cluster refused the document (HTTP {failure.status}): {failure.reason}")
+            self.reject(pending.row.line, failure.id, reason, pending.row.raw)
         acked = set(outcome.acknowledged)
         keep = [i for i, p in enumerate(upserts) if p.item["id"] in acked]
         if keep:
@@ -186,10 +195,25 @@ class _Run:
         report.sidecar_seconds += time.perf_counter() - t2
         report.written += len(keep)
 
+    def _write_cluster(self, upserts: list[_Pending], vectors: np.ndarray) -> WriteOutcome:
+        """Whole documents into dsr's own index; the vector alone into a shop's; there, nothing for a
+        row the index does not hold (it fails as not found, for the rejects file)."""
+        writes = self.target.writes
+        if writes is ClusterWrites.DOCUMENTS:
+            if self.target.vectors:
+                return self.writer.upsert([{**p.item, EMBEDDING_FIELD: vectors[i].tolist()}
+                                           for i, p in enumerate(upserts)])
+            return self.writer.upsert([p.item for p in upserts])
+        if writes is ClusterWrites.VECTORS:
+            return self.writer.update([{"id": p.item["id"], EMBEDDING_FIELD: vectors[i].tolist()}
+                                       for i, p in enumerate(upserts)])
+        return self.writer.present([p.item["id"] for p in upserts])
+
     def _delete(self, deletes: list[_Pending]) -> None:
         ids = [p.item["id"] for p in deletes]
         t0 = time.perf_counter()
-        outcome = self.writer.delete(ids)
+        # a shop's documents are never deleted: the items leave the sidecar (and its records) only
+        outcome = self.writer.delete(ids) if not self.target.shop_index else WriteOutcome(list(ids))
         t1 = time.perf_counter()
         self.report.cluster_seconds += t1 - t0
         self.report.cluster_retries += outcome.retries
@@ -263,8 +287,16 @@ def ingest(
                 report, Path(catalog), backend, index, identity, options, sidecar_dir, done_path):
             report.seconds = time.perf_counter() - started
             return report
+    target = plan_target(backend, index, dims=encoder.dim, embed_in_cluster=options.embed_in_cluster,
+                         replace_documents=options.replace_documents)  # before anything is written
+    report.cluster_writes = target.writes.value
+    report.notes = list(target.notes)
+    for note in target.notes:
+        log.info("%s", note)
     done_path.unlink(missing_ok=True)  # from here on the stores change: the record would no longer be true
-    backend.ensure_index(IndexSpec(index, dims=encoder.dim if options.embed_in_cluster else None))
+    backend.ensure_index(IndexSpec(index, dims=encoder.dim if target.vectors else None))
+    if target.add_vector_mapping:
+        backend.add_vector_mapping(target.write_index, IndexSpec(index, dims=encoder.dim))
     store = SidecarStore.open(sidecar_dir, dim=encoder.dim, kind=options.sidecar_kind, device="cpu",
                               keep_records=True)
     checkpoint: Checkpoint | None = None
@@ -282,7 +314,7 @@ def ingest(
             setattr(report, key, int(resume.counts.get(key, 0)))
         report.resumed_from_row = resume.rows_done
         report.done_before_resume = report.written + report.deleted
-    run = _Run(backend, index, encoder, store, rejects, options, report)
+    run = _Run(backend, index, encoder, store, rejects, options, report, target)
     try:
         if catalog is not None and checkpoint is not None:
             _ingest_rows(run, catalog, checkpoint, checkpoint_path)
@@ -310,8 +342,11 @@ def _exit_code(report: IngestReport) -> int:
 
 def _run_options(options: IngestOptions, catalog: Path) -> dict[str, Any]:
     """The options that change what an ingest writes (the batch size, say, does not)."""
-    return {"format": detect_format(catalog, options.fmt), "embed_in_cluster": options.embed_in_cluster,
-            "limits": json.loads(json.dumps(asdict(options.limits)))}
+    out = {"format": detect_format(catalog, options.fmt), "embed_in_cluster": options.embed_in_cluster,
+           "limits": json.loads(json.dumps(asdict(options.limits)))}
+    if options.replace_documents:  # only when set: records of runs before the option still match
+        out["replace_documents"] = True
+    return out
 
 
 def _cluster_count(backend: SearchBackend, index: str) -> int | None:

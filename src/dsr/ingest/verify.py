@@ -9,6 +9,8 @@ older dsr wrote them) count as missing: they cannot stand in for every ranker, a
 them all as ingest writes records now (`ItemRecords.open_for_every_scalar`).
 A sidecar journal with a corrupt record will not load; a repair first sets its damaged part aside
 (`set_aside_damaged_journal`), then re-adds what it held like any other missing id.
+A repair writes to the sidecar alone and only reads the cluster, so it is as safe on a shop's own
+index (one dsr did not create) as on dsr's: no document there is replaced, changed or deleted.
 """
 
 from __future__ import annotations

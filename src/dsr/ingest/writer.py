@@ -44,6 +44,17 @@ class ClusterWriter:
         by_id = {str(d["id"]): d for d in docs}
         return self._sorted(self.backend.bulk_upsert(self.index, list(by_id.values())), "write")
 
+    def update(self, docs: Sequence[Mapping[str, Any]]) -> WriteOutcome:
+        """Add fields to documents the index holds; one it lacks is not created and fails with 404."""
+        by_id = {str(d["id"]): d for d in docs}
+        return self._sorted(self.backend.bulk_partial_update(self.index, list(by_id.values())), "update")
+
+    def present(self, ids: Sequence[str]) -> WriteOutcome:
+        """Write nothing: the ids the index holds count as acknowledged, the others fail with 404."""
+        found = self.backend.existing_ids(self.index, list(ids))
+        return WriteOutcome([i for i in ids if i in found],
+                            [BulkFailure(i, 404, "not in the index") for i in ids if i not in found])
+
     def delete(self, ids: Sequence[str]) -> WriteOutcome:
         """Delete by id; an id the cluster does not have counts as deleted (the goal is its absence)."""
         result = self.backend.delete(self.index, list(ids))

@@ -4,7 +4,10 @@
 client of the proxy) and keeps it on the app, never in module globals. Routes:
 
 * `GET|POST /{index}/_search[/]` with an `ext.dsr` object in the body: answered by the hybrid
-  searcher in the normal search response shape. The body is read as the engines read it
+  searcher in the normal search response shape, when `{index}` is the served index or an alias,
+  list or pattern that resolves to exactly the index it stands for now (`dsr.server.targets`: an
+  alias swap is followed, each index searched with its own sidecar); any other target is a 400
+  that says why. The body is read as the engines read it
   (`dsr.server.search_input`: compressed, escaped, or in the `source` URL parameter; strict JSON;
   their media types), and the answer echoes `X-Opaque-Id`.
 * everything else: passed to the cluster unchanged (a search without `ext.dsr` byte for byte).
@@ -59,6 +62,7 @@ from dsr.server.proxy import BodyTooLarge, Proxy
 from dsr.server.response import search_response
 from dsr.server.search_input import SearchInput, read_search, worth_reading
 from dsr.server.settings import ServeSettings
+from dsr.server.targets import ResolutionFailed, TargetRefused, served_index, startup_index
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +75,13 @@ class DsrApp:
 
     def __init__(self, settings: ServeSettings, searcher: HybridSearcher) -> None:
         self.settings = settings
-        self.searcher = searcher
+        self.backend = searcher.backend
+        self.served = served_index(settings, searcher)
         self.proxy: Proxy | None = None
         self.admission = Admission(settings.max_cluster_requests, settings.max_queued_searches)
         # Elasticsearch clients refuse 2xx answers without this header; dsr's own answers carry it too
         self.product_headers = ({"X-Elastic-Product": "Elasticsearch"}
-                                if getattr(searcher.backend, "flavor", None) == "elasticsearch" else {})
+                                if getattr(self.backend, "flavor", None) == "elasticsearch" else {})
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -91,7 +96,7 @@ class DsrApp:
         finally:
             if self.proxy is not None:
                 await self.proxy.aclose()
-            self.searcher.close()
+            self.served.close()
 
     async def _read_body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -134,7 +139,7 @@ class DsrApp:
         read = functools.partial(read_search, request.headers, request.query_params, body,
                                  limit=self.settings.max_body_bytes, relay=self.proxy is not None,
                                  dsr_limit=self.settings.limits.max_request_bytes,
-                                 flavor=str(getattr(self.searcher.backend, "flavor", "elasticsearch")))
+                                 flavor=str(getattr(self.backend, "flavor", "elasticsearch")))
         if len(body) > INLINE_READ_BYTES:  # a large body is parsed off the event loop
             return await run_in_threadpool(read)
         return read()
@@ -152,11 +157,7 @@ class DsrApp:
 
     async def hybrid_search(self, request: Request, body: dict[str, Any], params: Mapping[str, str]) -> Response:
         started = time.perf_counter()
-        index = request.path_params["index"]
-        if index != self.settings.index:
-            return error_response(400, "illegal_argument_exception",
-                                  f"ext.dsr searches are served for index [{self.settings.index}] only, "
-                                  f"not [{index}]")
+        target = request.path_params["index"]
         try:
             req = parse_dsr_request(body, params, self.settings.limits)
         except RequestError as e:
@@ -166,7 +167,11 @@ class DsrApp:
             search = replace(search, caller=Caller.from_headers(request.headers.items()))
         try:
             async with self.admission.slot():
-                result = await run_in_threadpool(self.searcher.run, search)
+                answer = await run_in_threadpool(self.served.run, target, search)
+        except TargetRefused as e:
+            return error_response(400, "illegal_argument_exception", str(e))
+        except ResolutionFailed as e:  # dsr's own request to the cluster, not the caller's
+            return self._engine_error_response(e.error)
         except EngineAuthError as e:
             if search.caller is None:
                 return self._engine_error_response(e)
@@ -179,7 +184,8 @@ class DsrApp:
             log.error("dsr search failed: %s", self._redact(str(e)))
             return error_response(500, "dsr_exception", self._redact(str(e)))
         took = int((time.perf_counter() - started) * 1000)
-        payload = search_response(result, req, index, took)
+        result = answer.result
+        payload = search_response(result, req, answer.index, took)
         headers = {}
         if result.warnings:
             # RFC 7234 warn-code 299 ("miscellaneous persistent warning"), as Elasticsearch uses it;
@@ -268,9 +274,11 @@ def _version() -> str:
 def create_app(settings: ServeSettings, *, searcher: HybridSearcher | None = None) -> Starlette:
     """The dsr serve app. `searcher` overrides the one built from the settings (tests, embedding)."""
     if searcher is None:
-        from dsr.server.components import build_searcher
+        from dsr.server.components import build_searcher, connect_backend
 
-        searcher = build_searcher(settings)
+        backend = connect_backend(settings)
+        index = startup_index(settings.index, getattr(backend, "resolve_index", None))
+        searcher = build_searcher(settings, backend=backend, index=index)
     handlers = DsrApp(settings, searcher)
     routes = [
         Route("/", handlers.root, methods=["GET", "HEAD"]),

@@ -27,6 +27,8 @@ class ServeSettings:
     # beyond them (one more is answered 429)
     max_cluster_requests: int = 8
     max_queued_searches: int = 100
+    # how long what `index` (an alias) and a search's target stand for is kept before the cluster is asked again
+    resolve_ttl_s: float = 5.0
     limits: Limits = field(default_factory=Limits)
     fusion: FusionConfig = field(default_factory=FusionConfig)
 
