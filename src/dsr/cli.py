@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "ingest": "dsr.commands.ingest:ingest",
     "attach": "dsr.commands.attach:attach",
     "verify": "dsr.commands.verify:verify",
+    "sync": "dsr.commands.sync:sync",
     "sidecar": "dsr.commands.sidecar:sidecar",
     "distill": "dsr.commands.distill:distill",
 }
@@ -42,6 +43,7 @@ HELP: dict[str, str] = {
     "ingest": "Validate, encode and write a catalog to the cluster and the vector sidecar (resumable).",
     "attach": "Build the sidecar of an index the shop already has, read from the index itself (resumable).",
     "verify": "Compare the ids in the cluster and the sidecar; --repair re-syncs.",
+    "sync": "Take into the sidecar the writes made to the index without dsr serve (--follow repeats).",
     "sidecar": "Serve the FAISS vector sidecar over HTTP, or show its stats.",
     "distill": "Distil a cross-encoder teacher into the ranker: augment pairs with teacher labels, train the student.",
 }

@@ -46,7 +46,7 @@ def build_settings(conn: ConnectionSettings, **opts: Any) -> Any:
     from dsr.server.settings import ServeSettings
 
     extra: dict[str, Any] = {k: opts[k] for k in ("host", "port", "max_cluster_requests", "max_queued_searches",
-                                                  "resolve_ttl_s") if k in opts}
+                                                  "resolve_ttl_s", "reload_s") if k in opts}
     if "max_body_mb" in opts:
         extra["max_body_bytes"] = int(opts["max_body_mb"] * 1024 * 1024)
     default_k = min(100, opts["max_k"])
@@ -79,6 +79,8 @@ def build_settings(conn: ConnectionSettings, **opts: Any) -> Any:
 @click.option("--alias-ttl", "resolve_ttl_s", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="Seconds what --index (an alias) and a search's target resolve to is kept; a moved alias is "
                    "followed within it.")
+@click.option("--reload-interval", "reload_s", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+              help="Seconds between looks at the sidecar for what other replicas and `dsr sync` wrote to it.")
 @click.pass_obj
 def serve(conn: ConnectionSettings, **opts: Any) -> None:
     """Serve an Elasticsearch-compatible endpoint that adds hybrid search to INDEX.
@@ -96,7 +98,9 @@ def serve(conn: ConnectionSettings, **opts: Any) -> None:
     if not _is_loopback(settings.host):
         click.echo(f"warning: listening on {settings.host}: anyone who can reach it can use the cluster "
                    "through it", err=True)
-    app = create_app(settings)
+    from dsr.ingest.follow import follower_for
+
+    app = create_app(settings, follow=follower_for)
     target = "embedded index" if settings.embedded else "cluster"
     click.echo(f"dsr serve: http://{settings.host}:{settings.port} -> {target}, index {settings.index}",
                err=True)

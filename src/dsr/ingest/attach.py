@@ -47,6 +47,7 @@ from dsr.encoders.base import Encoder
 from dsr.errors import IndexNotFound, UsageError
 from dsr.ingest.checkpoint import RejectsFile
 from dsr.ingest.field_map import FieldMap, build_field_map
+from dsr.ingest.follow import save_field_map
 from dsr.ingest.pipeline import EXIT_OK, EXIT_REJECTED, EXIT_TOO_MANY_REJECTS
 from dsr.ingest.target import plan_target
 from dsr.ingest.writer import ClusterWriter
@@ -229,6 +230,7 @@ def attach(
                 fmap = build_field_map(given, [d.source for d in page.documents])
                 checkpoint.field_map = fmap.to_dict()
                 announce(fmap, documents=True)
+                save_field_map(sidecar_dir, fmap)  # the writes followed later map documents the same way
             if bar is None:
                 bar = _progress_bar(report.total, report.read, options.progress)
             if page.cursor.restarted and not report.restarted:

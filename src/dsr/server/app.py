@@ -11,6 +11,10 @@ client of the proxy) and keeps it on the app, never in module globals. Routes:
   (`dsr.server.search_input`: compressed, escaped, or in the `source` URL parameter; strict JSON;
   their media types), and the answer echoes `X-Opaque-Id`.
 * everything else: passed to the cluster unchanged (a search without `ext.dsr` byte for byte).
+  Document writes to the served index are then followed into its sidecar (`dsr.server.writes`),
+  after their answer is sent, when `create_app` is given `follow`.
+* `GET /_dsr/stats`: per served index, the write-through's backlog, its lag and the applied and
+  failed counts.
 
 Both reach the cluster with the caller's own credentials, never dsr's: the proxy forwards the
 caller's headers, and a hybrid search sends the caller's `Authorization` and `Cookie` (`Caller`) with
@@ -30,15 +34,19 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import time
-from collections.abc import AsyncIterator, Mapping
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from dsr.backends.base import Caller
@@ -63,6 +71,8 @@ from dsr.server.response import search_response
 from dsr.server.search_input import SearchInput, read_search, worth_reading
 from dsr.server.settings import ServeSettings
 from dsr.server.targets import ResolutionFailed, TargetRefused, served_index, startup_index
+from dsr.server.writes import MAX_READ_ANSWER, WriteThrough, is_write
+from dsr.settings import ConnectionSettings
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +83,11 @@ INLINE_READ_BYTES = 64 * 1024  # bodies dsr reads larger than this are parsed in
 class DsrApp:
     """The request handlers, holding the searcher and the proxy they share."""
 
-    def __init__(self, settings: ServeSettings, searcher: HybridSearcher) -> None:
+    def __init__(self, settings: ServeSettings, searcher: HybridSearcher, follow: Follow | None = None) -> None:
         self.settings = settings
+        self.searcher = searcher
+        self.follow = follow
+        self.writes: WriteThrough | None = None
         self.backend = searcher.backend
         self.served = served_index(settings, searcher)
         self.proxy: Proxy | None = None
@@ -91,11 +104,16 @@ class DsrApp:
             self.proxy = Proxy(self.settings.connection.engine_url, verify=verify,
                                timeout=self.settings.upstream_timeout_s,
                                max_body_bytes=self.settings.max_body_bytes)
+            self.writes = self._write_through()
+            if self.writes is not None:
+                self.writes.start()
         try:
             yield
         finally:
             if self.proxy is not None:
                 await self.proxy.aclose()
+            if self.writes is not None:
+                await run_in_threadpool(self.writes.close)
             self.served.close()
 
     async def _read_body(self, request: Request) -> bytes:
@@ -250,7 +268,63 @@ class DsrApp:
             return error_response(501, "dsr_not_supported_exception",
                                   f"{request.method} {request.url.path} is not available: the embedded "
                                   "backend serves only GET / and searches with ext.dsr")
-        return await self.proxy.forward(request)
+        response = await self.proxy.forward(request)
+        if self.writes is not None and is_write(request.method, request.url.path):
+            self._follow_answer(response, self.writes)
+        return response
+
+    def _write_through(self) -> WriteThrough | None:
+        """The write-through of the served index: a local sidecar, a model and a follower are needed."""
+        vectors = getattr(self.searcher, "vectors", None)
+        directory = getattr(vectors, "directory", None)
+        encoder = getattr(self.searcher, "encoder", None)
+        if self.follow is None or directory is None or encoder is None or not hasattr(vectors, "refresh"):
+            return None
+        index = self.searcher.index
+        follower = self.follow(self.settings.connection, index, directory, encoder, self.settings.index)
+        backlogs = Path(self.settings.connection.data_dir) / "follow"
+        # a name of its own per process and app: a backlog left by one that is gone is taken over by the next
+        return WriteThrough(index, follower, backlogs, f"{os.getpid()}-{uuid.uuid4().hex[:8]}", vectors=vectors,
+                            reload_s=self.settings.reload_s)
+
+    def _follow_answer(self, response: Response, writes: WriteThrough) -> None:
+        """Once `response` is sent, hand its body to the write-through (which reads it for ids in a thread)."""
+        status = response.status_code
+        encoding = response.headers.get("content-encoding")
+        if isinstance(response, StreamingResponse):  # a large answer: kept as it streams by
+            chunks: list[bytes] = []
+            seen = [0]
+            source = response.body_iterator
+
+            async def tee() -> AsyncIterator[Any]:
+                async for chunk in source:
+                    seen[0] += len(chunk)
+                    if seen[0] <= MAX_READ_ANSWER:
+                        chunks.append(chunk.encode() if isinstance(chunk, str) else bytes(chunk))
+                    yield chunk
+
+            response.body_iterator = tee()
+            release = response.background
+
+            async def after() -> None:
+                if release is not None:
+                    await release()
+                if seen[0] <= MAX_READ_ANSWER:
+                    writes.submit(status, b"".join(chunks), encoding)
+            response.background = BackgroundTask(after)
+        else:
+            body = bytes(response.body)
+
+            async def hand_over() -> None:  # async: a plain function would cost a hop to a worker thread
+                writes.submit(status, body, encoding)
+            response.background = BackgroundTask(hand_over)
+
+    async def stats(self, request: Request) -> Response:
+        indices = {}
+        if self.writes is not None:
+            indices[self.writes.index] = await run_in_threadpool(self.writes.stats)
+        return JSONResponse({"write_through": self.writes is not None, "indices": indices},
+                            headers=self.product_headers)
 
 
 def _refused_caller(e: EngineAuthError) -> Response:
@@ -271,17 +345,25 @@ def _version() -> str:
         return "0"
 
 
-def create_app(settings: ServeSettings, *, searcher: HybridSearcher | None = None) -> Starlette:
-    """The dsr serve app. `searcher` overrides the one built from the settings (tests, embedding)."""
+Follow = Callable[[ConnectionSettings, str, Path, Any, str], Any]
+"""Makes the follower of the served index (`dsr.ingest.follow.follower_for`): connection, concrete index,
+sidecar directory, item encoder, the index as named."""
+
+
+def create_app(settings: ServeSettings, *, searcher: HybridSearcher | None = None,
+               follow: Follow | None = None) -> Starlette:
+    """The dsr serve app. `searcher` overrides the one built from the settings (tests, embedding);
+    `follow` turns on the write-through of the served index into its sidecar."""
     if searcher is None:
         from dsr.server.components import build_searcher, connect_backend
 
         backend = connect_backend(settings)
         index = startup_index(settings.index, getattr(backend, "resolve_index", None))
         searcher = build_searcher(settings, backend=backend, index=index)
-    handlers = DsrApp(settings, searcher)
+    handlers = DsrApp(settings, searcher, follow)
     routes = [
         Route("/", handlers.root, methods=["GET", "HEAD"]),
+        Route("/_dsr/stats", handlers.stats, methods=["GET"]),
         Route("/{index}/_search", handlers.search, methods=["GET", "POST"]),
         Route("/{index}/_search/", handlers.search, methods=["GET", "POST"]),
         Route("/{path:path}", handlers.passthrough, methods=ALL_METHODS),

@@ -35,12 +35,20 @@ def load_ranker(ranker_dir: Path) -> Any:
 
 
 def open_vectors(sidecar: str) -> Any:
-    """The sidecar: a local directory (loaded in-process) or an http(s) URL of `dsr sidecar serve`."""
+    """The sidecar: a local directory (loaded in-process) or an http(s) URL of `dsr sidecar serve`.
+
+    A directory is loaded as `LiveVectors`, which takes up what other processes (another replica's
+    write-through, `dsr sync`) add to its journal when it is refreshed.
+    """
     from dsr.sidecar import open_vector_index
 
-    if not sidecar.startswith(("http://", "https://")) and not Path(sidecar).is_dir():
+    if sidecar.startswith(("http://", "https://")):
+        return open_vector_index(sidecar)
+    if not Path(sidecar).is_dir():
         raise VectorIndexError(f"sidecar directory {sidecar} does not exist")
-    return open_vector_index(sidecar)
+    from dsr.sidecar.live import LiveVectors
+
+    return LiveVectors(Path(sidecar))
 
 
 def open_item_records(sidecar: str) -> Any:

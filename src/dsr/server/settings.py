@@ -29,6 +29,8 @@ class ServeSettings:
     max_queued_searches: int = 100
     # how long what `index` (an alias) and a search's target stand for is kept before the cluster is asked again
     resolve_ttl_s: float = 5.0
+    # how often the served sidecar takes up what other processes (replicas, `dsr sync`) wrote to its journal
+    reload_s: float = 1.0
     limits: Limits = field(default_factory=Limits)
     fusion: FusionConfig = field(default_factory=FusionConfig)
 
