@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
 from dsr.backends.base import SearchBackend
@@ -32,8 +31,8 @@ from dsr.ingest.follow import follower_for
 from dsr.server import ServeSettings, create_app
 from dsr.settings import ConnectionSettings
 from dsr.sidecar import default_sidecar_dir
-from dsr.sidecar.faiss_index import FaissIndex
-from dsr.sidecar.items import ItemRecords
+
+from ..support.shop_sidecar import assert_sidecar_equals_index
 
 DIM = 64
 MODEL = f"hashing:{DIM}"
@@ -120,22 +119,6 @@ def wait_applied(url: str, index: str, expected: int, timeout: float = 60) -> di
         time.sleep(0.1)
 
 
-def assert_sidecar_equals_index(cluster: SearchBackend, index: str, sidecar: Path) -> None:
-    cluster.refresh(index)
-    resp = cluster.client.search(index=index, body={"size": 10_000, "query": {"match_all": {}}})
-    titles = {h["_id"]: h["_source"]["name"] for h in resp["hits"]["hits"]}
-    vectors = FaissIndex.load(sidecar, device="cpu")
-    assert set(vectors.ids()) == set(titles)
-    ids = sorted(titles)
-    fresh = HashingEncoder(DIM).encode_items([{"id": i, "title": titles[i]} for i in ids])
-    np.testing.assert_allclose(vectors.vectors(ids), fresh, atol=1e-6)
-    records = ItemRecords.open_existing(sidecar)
-    assert records is not None
-    held = records.get_many(ids)
-    assert set(records.ids()) == set(titles) and {i: held[i]["title"] for i in ids} == titles
-    records.close()
-
-
 def test_a_thousand_mixed_writes_through_dsr_leave_the_sidecar_equal_to_the_index(cluster, shop, tmp_path,
                                                                                 serve_thread):
     with serve_thread(app(cluster, tmp_path, shop)) as url:
@@ -143,7 +126,7 @@ def test_a_thousand_mixed_writes_through_dsr_leave_the_sidecar_equal_to_the_inde
             mixed_writes(url, shop, round_)
         stats = wait_applied(url, shop, 10 * WRITES_PER_ROUND)
     assert stats["failed"] == 0 and stats["applied"] == 10 * WRITES_PER_ROUND
-    assert_sidecar_equals_index(cluster, shop, default_sidecar_dir(tmp_path, shop))
+    assert_sidecar_equals_index(cluster, shop, default_sidecar_dir(tmp_path, shop), dim=DIM)
 
 
 def without_counters(answer: Any) -> Any:
@@ -234,7 +217,7 @@ def test_a_sigkill_in_the_middle_loses_none_of_the_backlog(cluster, shop, tmp_pa
         proc.wait(timeout=30)
         read_block(cluster, shop, False)
     assert stats["applied"] >= 9 * WRITES_PER_ROUND  # the 400 replayed and the 500 written since
-    assert_sidecar_equals_index(cluster, shop, default_sidecar_dir(tmp_path, shop))
+    assert_sidecar_equals_index(cluster, shop, default_sidecar_dir(tmp_path, shop), dim=DIM)
 
 
 def test_a_write_through_one_replica_is_searched_through_another_within_a_bounded_time(cluster, shop, tmp_path,
@@ -274,7 +257,7 @@ def test_writes_the_sidecar_could_not_take_stay_in_the_backlog_and_the_next_star
         stats = wait_applied(url, shop, WRITES_PER_ROUND)
     assert stats["applied"] == WRITES_PER_ROUND and stats["failed"] == 0
     assert pending_in_backlogs(tmp_path) == 0
-    assert_sidecar_equals_index(cluster, shop, default_sidecar_dir(tmp_path, shop))
+    assert_sidecar_equals_index(cluster, shop, default_sidecar_dir(tmp_path, shop), dim=DIM)
 
 
 def test_a_bulk_answer_large_enough_to_be_streamed_is_followed_too(cluster, shop, tmp_path, serve_thread):
@@ -287,4 +270,4 @@ def test_a_bulk_answer_large_enough_to_be_streamed_is_followed_too(cluster, shop
         assert r.status_code == 200 and not r.json()["errors"] and len(r.content) > 256 * 1024
         stats = wait_applied(url, shop, 2000)
     assert stats["applied"] == 2000
-    assert_sidecar_equals_index(cluster, shop, default_sidecar_dir(tmp_path, shop))
+    assert_sidecar_equals_index(cluster, shop, default_sidecar_dir(tmp_path, shop), dim=DIM)

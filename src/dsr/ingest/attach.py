@@ -45,10 +45,19 @@ from dsr.backends.documents import DEFAULT_KEEP_ALIVE, Cursor, Document, Documen
 from dsr.catalog.validate import Limits, validate_row
 from dsr.encoders.base import Encoder
 from dsr.errors import IndexNotFound, UsageError
+from dsr.ingest.batch_run import (
+    EXIT_OK,
+    BatchRun,
+    acknowledged,
+    check_batch_options,
+    exit_code,
+    model_identity,
+    open_sidecar,
+    report_dict,
+)
 from dsr.ingest.checkpoint import RejectsFile
 from dsr.ingest.field_map import FieldMap, build_field_map
 from dsr.ingest.follow import save_field_map
-from dsr.ingest.pipeline import EXIT_OK, EXIT_REJECTED, EXIT_TOO_MANY_REJECTS
 from dsr.ingest.target import plan_target
 from dsr.ingest.writer import ClusterWriter
 from dsr.sidecar.storage import atomic_write_bytes
@@ -71,10 +80,7 @@ class AttachOptions:
     write_vectors: bool = False  # also set the vector field of the shop's documents (partial updates)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise UsageError("--batch-size must be at least 1")
-        if self.max_rejects is not None and self.max_rejects < 0:
-            raise UsageError("--max-rejects must not be negative")
+        check_batch_options(self.batch_size, self.max_rejects)
 
 
 @dataclass
@@ -146,11 +152,7 @@ class AttachReport:
         return done / self.seconds if self.seconds else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["items_per_second"] = round(self.items_per_second, 1)
-        for key in ("seconds", "encode_seconds", "sidecar_seconds", "cluster_seconds"):
-            out[key] = round(out[key], 3)
-        return out
+        return report_dict(self)
 
     def summary(self) -> str:
         status = "stopped: too many rejects" if self.stopped else "done"
@@ -183,7 +185,7 @@ def attach(
     """
     started = time.perf_counter()
     given = dict(given or {})
-    identity = {"encoder": type(encoder).__name__, "dim": encoder.dim, **(model or {})}
+    identity = model_identity(encoder, model)
     if options.write_vectors:  # a run that wrote none to the index is not resumed by one that does, nor back
         identity["write_vectors"] = True
     report = AttachReport(index=index, sidecar=str(sidecar_dir), rejects_file=str(rejects_path))
@@ -199,8 +201,7 @@ def attach(
     if report.notes and tell is not None:
         tell(report.notes)
     report.total = backend.count(index)
-    store = SidecarStore.open(sidecar_dir, dim=encoder.dim, kind=options.sidecar_kind, device="cpu",
-                              keep_records=True)
+    store = open_sidecar(sidecar_dir, encoder, options.sidecar_kind)
     run = _Attach(encoder, store, RejectsFile(rejects_path, keep_bytes=resume.rejects_bytes if resume else 0),
                   options, report, writer)
     checkpoint = resume or AttachCheckpoint(index, given, {}, identity, {})
@@ -238,9 +239,8 @@ def attach(
                 bar.reset(total=report.total)
             run.write(page.documents, fmap)
             checkpoint.cursor = page.cursor.to_dict()
-            checkpoint.rejects_bytes = run.rejects.sync()
-            checkpoint.counts = {"read": report.read, "written": report.written, "rejected": report.rejected}
-            checkpoint.save(checkpoint_path)
+            run.save_progress(checkpoint, checkpoint_path,
+                              {"read": report.read, "written": report.written, "rejected": report.rejected})
             bar.update(len(page.documents))
             elapsed = time.perf_counter() - started
             bar.set_postfix(items_s=f"{(report.read - report.done_before_resume) / max(elapsed, 1e-9):.0f}",
@@ -252,37 +252,24 @@ def attach(
             announce(build_field_map(given, []), documents=False)
         if not report.stopped:
             report.removed += run.remove_gone(set(backend.iter_ids(index)))
-        store.checkpoint()  # fold the journal into a snapshot
-        run.rejects.sync()
-        if not report.stopped:
-            checkpoint_path.unlink(missing_ok=True)  # the job is complete
+        run.finish(checkpoint_path, complete=not report.stopped)
     finally:
         if bar is not None:
             bar.close()
-        store.close()
-        run.rejects.close()
+        run.close()
     report.sidecar_count = len(store)
-    report.exit_code = (EXIT_TOO_MANY_REJECTS if report.stopped else EXIT_REJECTED if report.rejected else EXIT_OK)
+    report.exit_code = exit_code(report)
     report.seconds = time.perf_counter() - started
     return report
 
 
-class _Attach:
+class _Attach(BatchRun[AttachReport, AttachOptions]):
     """State of one attach run: the sidecar, the rejects file, counters and timers."""
 
     def __init__(self, encoder: Encoder, store: SidecarStore, rejects: RejectsFile, options: AttachOptions,
                  report: AttachReport, writer: ClusterWriter | None) -> None:
-        self.encoder = encoder
+        super().__init__(encoder, store, rejects, options, report)
         self.writer = writer
-        self.store = store
-        self.rejects = rejects
-        self.options = options
-        self.report = report
-
-    @property
-    def over_limit(self) -> bool:
-        limit = self.options.max_rejects
-        return limit is not None and self.report.rejected > limit
 
     def start_over(self) -> None:
         """The read begins again from the top: what was counted and rejected is counted anew."""
@@ -304,16 +291,14 @@ class _Attach:
                 reason = checked.reason or "invalid document"
                 if reason == "missing title":
                     reason = f"no title after mapping (title <- {fmap.path('title')})"
-                self.rejects.write(None, doc.id, reason, json.dumps(doc.source, ensure_ascii=False, default=str))
-                report.rejected += 1
+                self.reject(None, doc.id, reason, json.dumps(doc.source, ensure_ascii=False, default=str))
                 refused.append(doc.id)
             else:
                 items.append(checked.item)
         t0 = time.perf_counter()
         if items:
-            vectors = np.asarray(self.encoder.encode_items(items), dtype=np.float32)
+            vectors = self.encode(items)
             t1 = time.perf_counter()
-            report.encode_seconds += t1 - t0
             if self.writer is not None:
                 items, vectors = self._write_cluster(items, vectors, refused)
                 t0, t1 = t1, time.perf_counter()
@@ -340,11 +325,9 @@ class _Attach:
         by_id = {item["id"]: item for item in items}
         for failure in outcome.failed:
             reason = f"cluster refused the vector (HTTP {failure.status}): {failure.reason}"
-            self.rejects.write(None, failure.id, reason, json.dumps(by_id[failure.id], ensure_ascii=False))
-            self.report.rejected += 1
+            self.reject(None, failure.id, reason, json.dumps(by_id[failure.id], ensure_ascii=False))
             refused.append(failure.id)
-        acked = set(outcome.acknowledged)
-        keep = [n for n, item in enumerate(items) if item["id"] in acked]
+        keep = acknowledged([item["id"] for item in items], outcome)
         return [items[n] for n in keep], vectors[keep]
 
     def remove_gone(self, in_index: set[str]) -> int:

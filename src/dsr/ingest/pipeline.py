@@ -37,6 +37,18 @@ from dsr.catalog.readers import SourceRow, detect_format, progress_total, read_c
 from dsr.catalog.validate import Limits, check_id, validate_row
 from dsr.encoders.base import Encoder
 from dsr.errors import UsageError
+from dsr.ingest.batch_run import (
+    EXIT_OK,
+    EXIT_REJECTED,  # noqa: F401  # importable from here, as before
+    EXIT_TOO_MANY_REJECTS,  # noqa: F401
+    BatchRun,
+    acknowledged,
+    check_batch_options,
+    exit_code,
+    model_identity,
+    open_sidecar,
+    report_dict,
+)
 from dsr.ingest.checkpoint import (
     Checkpoint,
     Completion,
@@ -52,10 +64,6 @@ from dsr.sidecar.store import SidecarStore
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_REJECTED = 4
-EXIT_TOO_MANY_REJECTS = 5
-
 
 @dataclass(frozen=True)
 class IngestOptions:
@@ -70,10 +78,7 @@ class IngestOptions:
     replace_documents: bool = False  # write whole documents (and delete them) even in an index dsr did not create
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise UsageError("--batch-size must be at least 1")
-        if self.max_rejects is not None and self.max_rejects < 0:
-            raise UsageError("--max-rejects must not be negative")
+        check_batch_options(self.batch_size, self.max_rejects)
 
 
 @dataclass
@@ -115,11 +120,7 @@ class IngestReport:
         return done / self.seconds if self.seconds else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["items_per_second"] = round(self.items_per_second, 1)
-        for key in ("seconds", "encode_seconds", "cluster_seconds", "sidecar_seconds"):
-            out[key] = round(out[key], 3)
-        return out
+        return report_dict(self)
 
     def summary(self) -> str:
         if self.up_to_date:
@@ -141,28 +142,15 @@ class _Pending:
     deleted: bool
 
 
-class _Run:
+class _Run(BatchRun[IngestReport, IngestOptions]):
     """State of one ingest run: the two stores, the rejects file, counters and timers."""
 
     def __init__(self, backend: SearchBackend, index: str, encoder: Encoder, store: SidecarStore,
                  rejects: RejectsFile, options: IngestOptions, report: IngestReport, target: IngestTarget) -> None:
+        super().__init__(encoder, store, rejects, options, report)
         # a shop's index is written (and read) behind an alias at its write index, where the mapping was read
         self.writer = ClusterWriter(backend, target.write_index if target.shop_index else index)
         self.target = target
-        self.encoder = encoder
-        self.store = store
-        self.rejects = rejects
-        self.options = options
-        self.report = report
-
-    def reject(self, line: int | None, item_id: str | None, reason: str, raw: str) -> None:
-        self.rejects.write(line, item_id, reason, raw)
-        self.report.rejected += 1
-
-    @property
-    def over_limit(self) -> bool:
-        limit = self.options.max_rejects
-        return limit is not None and self.report.rejected > limit
 
     def flush(self, batch: list[_Pending]) -> None:
         upserts = [p for p in batch if not p.deleted]
@@ -174,10 +162,8 @@ class _Run:
 
     def _write(self, upserts: list[_Pending]) -> None:
         report = self.report
-        t0 = time.perf_counter()
-        vectors = np.asarray(self.encoder.encode_items([p.item for p in upserts]), dtype=np.float32)
+        vectors = self.encode([p.item for p in upserts])
         t1 = time.perf_counter()
-        report.encode_seconds += t1 - t0
         outcome = self._write_cluster(upserts, vectors)
         t2 = time.perf_counter()
         report.cluster_seconds += t2 - t1
@@ -188,8 +174,7 @@ class _Run:
             reason = (NOT_IN_INDEX if self.target.shop_index and failure.status == 404
                       else f"cluster refused the document (HTTP {failure.status}): {failure.reason}")
             self.reject(pending.row.line, failure.id, reason, pending.row.raw)
-        acked = set(outcome.acknowledged)
-        keep = [i for i, p in enumerate(upserts) if p.item["id"] in acked]
+        keep = acknowledged([p.item["id"] for p in upserts], outcome)
         if keep:
             self.store.upsert([upserts[i].item["id"] for i in keep], vectors[keep], [upserts[i].item for i in keep])
         report.sidecar_seconds += time.perf_counter() - t2
@@ -231,10 +216,8 @@ class _Run:
         """Write to the sidecar alone what it lost although the cluster acknowledged it (and the checkpoint)."""
         upserts = [p for p in lost if not p.deleted]
         if upserts:
-            t0 = time.perf_counter()
-            vectors = np.asarray(self.encoder.encode_items([p.item for p in upserts]), dtype=np.float32)
+            vectors = self.encode([p.item for p in upserts])
             t1 = time.perf_counter()
-            self.report.encode_seconds += t1 - t0
             self.store.upsert([p.item["id"] for p in upserts], vectors, [p.item for p in upserts])
             self.report.sidecar_seconds += time.perf_counter() - t1
         deletes = [p.item["id"] for p in lost if p.deleted]
@@ -277,7 +260,7 @@ def ingest(
     started = time.perf_counter()
     report = IngestReport(index=index, catalog=str(catalog) if catalog else None, sidecar=str(sidecar_dir),
                           rejects_file=str(rejects_path))
-    identity = {"encoder": type(encoder).__name__, "dim": encoder.dim, **(model or {})}
+    identity = model_identity(encoder, model)
     done_path = completion_path(checkpoint_path)
     if catalog is not None:
         if not Path(catalog).is_file():  # before anything is written, and before the sidecar is opened
@@ -297,8 +280,7 @@ def ingest(
     backend.ensure_index(IndexSpec(index, dims=encoder.dim if target.vectors else None))
     if target.add_vector_mapping:
         backend.add_vector_mapping(target.write_index, IndexSpec(index, dims=encoder.dim))
-    store = SidecarStore.open(sidecar_dir, dim=encoder.dim, kind=options.sidecar_kind, device="cpu",
-                              keep_records=True)
+    store = open_sidecar(sidecar_dir, encoder, options.sidecar_kind)
     checkpoint: Checkpoint | None = None
     resume = None
     if catalog is not None:
@@ -320,24 +302,16 @@ def ingest(
             _ingest_rows(run, catalog, checkpoint, checkpoint_path)
         if delete_ids is not None and not report.stopped:
             _delete_ids(run, delete_ids)
-        store.checkpoint()  # fold the journal into a snapshot
-        rejects.sync()
-        if catalog is not None and not report.stopped:
-            checkpoint_path.unlink(missing_ok=True)  # the job is complete
+        run.finish(checkpoint_path, complete=catalog is not None and not report.stopped)
         backend.refresh(index)
     finally:
-        store.close()
-        rejects.close()
+        run.close()
     report.sidecar_count = len(store)
-    report.exit_code = _exit_code(report)
+    report.exit_code = exit_code(report)
     if catalog is not None and checkpoint is not None and not report.stopped and delete_ids is None:
         _record_completion(report, catalog, checkpoint, backend, identity, options, sidecar_dir, done_path)
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _exit_code(report: IngestReport) -> int:
-    return EXIT_TOO_MANY_REJECTS if report.stopped else EXIT_REJECTED if report.rejected else EXIT_OK
 
 
 def _run_options(options: IngestOptions, catalog: Path) -> dict[str, Any]:
@@ -371,7 +345,7 @@ def _already_done(report: IngestReport, catalog: Path, backend: SearchBackend, i
     report.ingested_at = previous.finished_at
     report.rejects_file = previous.rejects_file
     report.sidecar_count = int(previous.counts.get("sidecar_count", 0))
-    report.exit_code = _exit_code(report)
+    report.exit_code = exit_code(report)
     return True
 
 
@@ -410,10 +384,8 @@ def _ingest_rows(run: _Run, catalog: Path, checkpoint: Checkpoint, checkpoint_pa
         run.flush(batch)
         batch.clear()
         checkpoint.rows_done = rows
-        checkpoint.rejects_bytes = run.rejects.sync()
-        checkpoint.counts = {"read": report.read, "written": report.written, "deleted": report.deleted,
-                             "rejected": report.rejected}
-        checkpoint.save(checkpoint_path)
+        run.save_progress(checkpoint, checkpoint_path, {"read": report.read, "written": report.written,
+                                                        "deleted": report.deleted, "rejected": report.rejected})
 
     try:
         for number, row in enumerate(read_catalog(catalog, fmt)):

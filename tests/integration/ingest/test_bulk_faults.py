@@ -8,12 +8,9 @@ retried underneath; it stops the ingest before its checkpoint moves, and the re-
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import pytest
 
 from dsr.backends import SearchBackend, connect
@@ -25,77 +22,33 @@ from dsr.settings import ConnectionSettings
 from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.items import ItemRecords
 
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-encoding", "content-length", "host"}
+from ...support.relay_proxy import CUT, Answer, RelayProxy
+
 REFUSAL = {"error": {"type": "es_rejected_execution_exception", "reason": "rejected execution (queue full)"},
            "status": 429}
 
 
-class FaultyProxy:
+class FaultyProxy(RelayProxy):
     """Relays every request to the cluster, except the bulk requests it is told to refuse or cut off."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.rstrip("/")
         self.refuse = 0  # answer the next this many bulk requests with 429
         self.cut_at: int | None = None  # close the connection on this bulk request (1-based), unanswered
         self.bulk_requests = 0
-        self._client = httpx.Client(timeout=30.0)
-        self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
+        super().__init__(upstream)
 
-    def _fault(self, path: str) -> str | None:
+    def step_in(self, path: str, headers: dict[str, str]) -> Answer | str | None:
         if "/_bulk" not in path:
             return None
         with self._lock:
             self.bulk_requests += 1
             if self.cut_at == self.bulk_requests:
-                return "cut"
+                return CUT
             if self.refuse > 0:
                 self.refuse -= 1
-                return "refuse"
+                return (429, {"content-type": "application/json", "x-elastic-product": "Elasticsearch"},
+                        json.dumps(REFUSAL).encode())
         return None
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:  # quiet
-                pass
-
-            def _relay(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                fault = proxy._fault(self.path)
-                if fault == "cut":
-                    self.close_connection = True
-                    return
-                if fault == "refuse":
-                    self._answer(429, {"content-type": "application/json", "x-elastic-product": "Elasticsearch"},
-                                 json.dumps(REFUSAL).encode())
-                    return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-                resp = proxy._client.request(self.command, proxy.upstream + self.path, content=body, headers=headers)
-                self._answer(resp.status_code, {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP},
-                             resp.content)
-
-            def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _relay
-
-        return Handler
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._client.close()
 
 
 @pytest.fixture(params=["elasticsearch", "opensearch"])

@@ -16,44 +16,12 @@ import pytest
 from dsr.backends import SearchBackend
 from dsr.encoders.hashing import HashingEncoder
 from dsr.ingest.checkpoint import sidecar_state
-from dsr.ingest.pipeline import EXIT_REJECTED, IngestOptions, IngestReport, ingest
+from dsr.ingest.pipeline import EXIT_REJECTED
 from dsr.ingest.verify import verify
 from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.storage import JOURNAL, JournalCorruptError
 
-
-class Stop(Exception):
-    """Stands for the process dying mid-run."""
-
-
-class DyingEncoder(HashingEncoder):
-    def __init__(self, batches: int) -> None:
-        super().__init__(16)
-        self.left = batches
-
-    def encode_items(self, items):
-        if self.left == 0:
-            raise Stop
-        self.left -= 1
-        return super().encode_items(items)
-
-
-class CountingBackend:
-    """The backend itself, counting the calls that write to it."""
-
-    def __init__(self, backend: SearchBackend) -> None:
-        self._backend = backend
-        self.writes = 0
-
-    def __getattr__(self, name: str):
-        attr = getattr(self._backend, name)
-        if name not in ("bulk_upsert", "delete", "ensure_index", "delete_index"):
-            return attr
-
-        def counted(*args, **kwargs):
-            self.writes += 1
-            return attr(*args, **kwargs)
-        return counted
+from ...support.ingest_runs import CountingBackend, DyingEncoder, Stop, run
 
 
 @pytest.fixture(params=["elasticsearch", "opensearch"])
@@ -67,14 +35,6 @@ def write_catalog(path: Path, n: int) -> set[str]:
     rows.insert(15, {"id": "bad-mapping", "title": "Odd", "attributes": {"color": {"r": 1}}})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return {r["id"] for r in rows} - {"bad-mapping"}
-
-
-def run(backend: SearchBackend, index: str, work: Path, *, encoder: HashingEncoder | None = None,
-        force: bool = False) -> IngestReport:
-    return ingest(work / "catalog.jsonl", backend=backend, index=index, encoder=encoder or HashingEncoder(16),
-                  sidecar_dir=work / "sidecar", rejects_path=work / "rejects.jsonl",
-                  checkpoint_path=work / "checkpoint.json",
-                  options=IngestOptions(batch_size=10, progress=False, force=force), model={"model": "hashing:16"})
 
 
 def killed_after_three_batches(cluster: SearchBackend, index: str, work: Path) -> int:

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -24,9 +23,9 @@ from dsr.ingest.follow import SEEN_FILE, follower_for
 from dsr.ingest.sync import sync_once
 from dsr.settings import ConnectionSettings
 from dsr.sidecar import default_sidecar_dir
-from dsr.sidecar.faiss_index import FaissIndex
-from dsr.sidecar.items import ItemRecords
 from dsr.sidecar.storage import JOURNAL
+
+from ...support.shop_sidecar import assert_sidecar_equals_index
 
 DIM = 64
 MODEL = f"hashing:{DIM}"
@@ -39,27 +38,6 @@ def cluster(request: pytest.FixtureRequest) -> SearchBackend:
 
 def stamp(minute: int) -> str:
     return f"2026-01-01T{minute // 60:02d}:{minute % 60:02d}:00Z"
-
-
-def current_titles(cluster: SearchBackend, index: str) -> dict[str, str]:
-    cluster.refresh(index)
-    resp = cluster.client.search(index=index, body={"size": 10_000, "query": {"match_all": {}}})
-    return {h["_id"]: h["_source"]["name"] for h in resp["hits"]["hits"]}
-
-
-def assert_sidecar_equals_index(cluster: SearchBackend, index: str, sidecar: Path) -> None:
-    titles = current_titles(cluster, index)
-    vectors = FaissIndex.load(sidecar, device="cpu")
-    assert set(vectors.ids()) == set(titles)
-    ids = sorted(titles)
-    fresh = HashingEncoder(DIM).encode_items([{"id": i, "title": titles[i]} for i in ids])
-    np.testing.assert_allclose(vectors.vectors(ids), fresh, atol=1e-6)
-    records = ItemRecords.open_existing(sidecar)
-    assert records is not None
-    held = records.get_many(ids)
-    assert set(records.ids()) == set(titles)
-    assert {i: held[i]["title"] for i in ids} == titles
-    records.close()
 
 
 @pytest.fixture
@@ -107,7 +85,7 @@ def test_a_sync_by_seq_no_takes_in_direct_adds_updates_and_deletes(cluster, shop
         report = sync_once(follower, fold_bytes=0)
         assert (report.changed, report.deleted) == (40, 10) and report.folded
         assert (sidecar / JOURNAL).stat().st_size < 100  # the journal folded into a snapshot: its header alone
-        assert_sidecar_equals_index(cluster, index, sidecar)
+        assert_sidecar_equals_index(cluster, index, sidecar, dim=DIM)
         assert (sidecar / SEEN_FILE).exists()
     finally:
         follower.close()
@@ -124,7 +102,7 @@ def test_a_sync_by_an_update_time_field_reads_only_what_changed_and_still_finds_
         report = sync_once(follower, since_field="updated_at", overlap=60)
         assert report.changed == 80  # stamped at minute 5 (the last pass's highest) and 10; none of minute 0
         assert report.deleted == 10
-        assert_sidecar_equals_index(cluster, index, sidecar)
+        assert_sidecar_equals_index(cluster, index, sidecar, dim=DIM)
     finally:
         follower.close()
 
@@ -135,4 +113,4 @@ def test_the_sync_command_brings_the_default_sidecar_in_step(cluster, shop):
     result = CliRunner().invoke(cli, ["--engine", cluster.url, "--data-dir", str(conn.data_dir), "sync",
                                       "--index", index, "--model", MODEL, "--json"])
     assert result.exit_code == 0, result.output
-    assert_sidecar_equals_index(cluster, index, sidecar)
+    assert_sidecar_equals_index(cluster, index, sidecar, dim=DIM)

@@ -11,13 +11,10 @@ once per process, whether the cluster asks for credentials at all: it carries no
 from __future__ import annotations
 
 import dataclasses
-import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
@@ -29,24 +26,20 @@ from dsr.search import EngineVectors, HybridSearcher, SearchRequest
 from dsr.settings import ConnectionSettings
 from dsr.sidecar.faiss_index import FaissIndex
 
+from ...support.relay_proxy import RelayProxy
+
 DIM = 32
 DSR_KEY = "dsr-own-api-key"
 DSR_AUTH = f"ApiKey {DSR_KEY}"
 CALLER = Caller({"authorization": "Basic Y2FsbGVyOnNlY3JldA==", "cookie": "session=abc"})
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-encoding", "content-length", "host"}
 
 
-class RecordingProxy:
+class RecordingProxy(RelayProxy):
     """Relays every request to the cluster and records its path and headers."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.rstrip("/")
         self.seen: list[tuple[str, dict[str, str]]] = []
-        self._client = httpx.Client(timeout=30.0)
-        self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(upstream)
 
     def take(self) -> list[tuple[str, dict[str, str]]]:
         """The requests recorded since the last call."""
@@ -54,38 +47,10 @@ class RecordingProxy:
             seen, self.seen = self.seen, []
         return seen
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def _relay(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-                with proxy._lock:
-                    proxy.seen.append((self.path, {k.lower(): v for k, v in headers.items()}))
-                resp = proxy._client.request(self.command, proxy.upstream + self.path, content=body,
-                                             headers=headers)
-                out = resp.content
-                self.send_response(resp.status_code)
-                for key, value in resp.headers.items():
-                    if key.lower() not in HOP_BY_HOP:
-                        self.send_header(key, value)
-                self.send_header("content-length", str(len(out)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(out)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _relay
-
-        return Handler
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._client.close()
+    def step_in(self, path: str, headers: dict[str, str]) -> None:
+        with self._lock:
+            self.seen.append((path, {k.lower(): v for k, v in headers.items()}))
+        return None
 
 
 class CheapestFirst:

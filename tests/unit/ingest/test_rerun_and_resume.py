@@ -17,58 +17,17 @@ from dsr.backends import SearchBackend
 from dsr.cli import main
 from dsr.encoders.hashing import HashingEncoder
 from dsr.ingest.checkpoint import Checkpoint, Completion, completion_path, sidecar_state
-from dsr.ingest.pipeline import IngestOptions, IngestReport, ingest
+from dsr.ingest.pipeline import IngestOptions, ingest
 from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.storage import JOURNAL, JournalCorruptError
 
-
-class Stop(Exception):
-    """Stands for the process dying mid-run."""
-
-
-class DyingEncoder(HashingEncoder):
-    """Encodes `batches` batches, then dies as a killed process would, before the next one is written."""
-
-    def __init__(self, batches: int) -> None:
-        super().__init__(16)
-        self.left = batches
-
-    def encode_items(self, items):
-        if self.left == 0:
-            raise Stop
-        self.left -= 1
-        return super().encode_items(items)
+from ...support.ingest_runs import CountingBackend, DyingEncoder, Stop, run
 
 
 def write_catalog(path: Path, n: int, *, title: str = "cordless drill") -> set[str]:
     rows = [{"id": f"p{i:03d}", "title": f"{title} {i}", "brand": "acme", "price": 10.0 + i} for i in range(n)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return {r["id"] for r in rows}
-
-
-def run(backend: SearchBackend, index: str, work: Path, *, encoder: HashingEncoder | None = None,
-        force: bool = False) -> IngestReport:
-    return ingest(work / "catalog.jsonl", backend=backend, index=index, encoder=encoder or HashingEncoder(16),
-                  sidecar_dir=work / "sidecar", rejects_path=work / "rejects.jsonl",
-                  checkpoint_path=work / "checkpoint.json",
-                  options=IngestOptions(batch_size=10, progress=False, force=force), model={"model": "hashing:16"})
-
-
-class CountingBackend:
-    """The backend itself, with a count of the calls that write to it."""
-
-    def __init__(self, backend: SearchBackend) -> None:
-        self._backend = backend
-        self.writes = 0
-
-    def __getattr__(self, name: str):
-        attr = getattr(self._backend, name)
-        if name in ("bulk_upsert", "delete", "ensure_index", "delete_index"):
-            def counted(*args, **kwargs):
-                self.writes += 1
-                return attr(*args, **kwargs)
-            return counted
-        return attr
 
 
 # ------------------------------------------------------------------------------------ finished: a no-op
