@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dsr.sidecar.storage import JOURNAL, atomic_write_bytes, current_version
+from dsr.sidecar.storage import JOURNAL, atomic_write_bytes, current_version, sha256_file
 
 CHECKPOINT_VERSION = 1
 
@@ -111,14 +111,6 @@ def completion_path(checkpoint_path: Path) -> Path:
     return checkpoint_path.with_name(f"{stem}.done.json")
 
 
-def content_sha256(path: Path) -> str:
-    """Hash of the whole file: one sequential read, far cheaper than the encoding an ingest does."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def model_identity(spec: str | None) -> dict[str, Any]:
     """What tells one item encoder from another: its name, or a model directory and its files' sizes/mtimes."""
@@ -192,6 +184,6 @@ class Completion:
         if cluster_count != self.cluster_count:
             return (f"the index holds {cluster_count} documents, {self.cluster_count} when it was ingested"
                     if cluster_count is not None else "the index is gone")
-        if catalog.stat().st_size != self.fingerprint.get("bytes") or content_sha256(catalog) != self.sha256:
+        if catalog.stat().st_size != self.fingerprint.get("bytes") or sha256_file(catalog) != self.sha256:
             return "the catalog changed"
         return None

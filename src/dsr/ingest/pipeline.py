@@ -54,12 +54,12 @@ from dsr.ingest.checkpoint import (
     Completion,
     RejectsFile,
     completion_path,
-    content_sha256,
     fingerprint,
     sidecar_state,
 )
 from dsr.ingest.target import NOT_IN_INDEX, ClusterWrites, IngestTarget, plan_target
 from dsr.ingest.writer import ClusterWriter, WriteOutcome
+from dsr.sidecar.storage import sha256_file
 from dsr.sidecar.store import SidecarStore
 
 log = logging.getLogger(__name__)
@@ -357,7 +357,7 @@ def _record_completion(report: IngestReport, catalog: Path, checkpoint: Checkpoi
     counts = {"read": report.read, "written": report.written, "deleted": report.deleted,
               "rejected": report.rejected, "sidecar_count": report.sidecar_count}
     Completion(catalog=str(catalog.resolve()), index=report.index, fingerprint=checkpoint.fingerprint,
-               sha256=content_sha256(catalog), model=identity, options=_run_options(options, catalog),
+               sha256=sha256_file(catalog), model=identity, options=_run_options(options, catalog),
                sidecar=str(Path(sidecar_dir).resolve()), sidecar_state=sidecar_state(sidecar_dir),
                cluster_count=backend.count(report.index), counts=counts, rejects_file=report.rejects_file,
                finished_at=datetime.now(UTC).isoformat(timespec="seconds")).save(done_path)
