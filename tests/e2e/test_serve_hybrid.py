@@ -155,7 +155,8 @@ def test_linear_fusion_and_the_callers_own_term_query(served):
     ({"ext": {"dsr": {"text": "red", "k": "ten"}}}, "[ext.dsr.k] must be an integer"),
     ({"ext": {"dsr": {"text": "red", "k": 201}}}, "configured maximum"),
     ({"size": 30, "from": 15, "ext": {"dsr": {"text": "red", "k": 20, "term_k": 20}}}, "candidate pool"),
-    ({"aggs": {"b": {"terms": {"field": "brand"}}}, "ext": {"dsr": {"text": "red"}}}, "['aggs']"),
+    ({"rescore": {"window_size": 5, "query": {"rescore_query": {"match_all": {}}}}, "ext": {"dsr": {"text": "red"}}},
+     "cannot honour ['rescore']"),
     ({"ext": {"dsr": {"k": 5}}}, "[ext.dsr.text] is required"),
 ])
 def test_invalid_ext_dsr_is_a_400_in_the_elasticsearch_error_shape(served, body, needle):

@@ -180,8 +180,12 @@ class SearchBackend(Protocol):
         size: int = 10,
         filters: Filters | None = None,
         query: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> list[Hit]:
-        """BM25 over the catalog's text fields; `query` replaces the default query (engine DSL)."""
+        """BM25 over the catalog's text fields; `query` replaces the default query (engine DSL).
+
+        `extra` are search body keys beside the query (`runtime_mappings`, `timeout`; engine DSL too).
+        """
         ...
 
     def knn_search(
@@ -206,6 +210,26 @@ class SearchBackend(Protocol):
 
     def mget(self, index: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Sources of the ids that exist (missing ids are absent from the result)."""
+        ...
+
+    def raw_search(self, index: str, body: Mapping[str, Any],
+                   params: Mapping[str, str | bool] | None = None) -> dict[str, Any]:
+        """The cluster's own answer to a search body in its query DSL, unchanged.
+
+        For the shop's own search requests, whose aggregations, highlights, sorts, collapse and
+        pages the cluster computes; `params` are URL parameters of the search API (`typed_keys`,
+        `rest_total_hits_as_int`, ...). The embedded index has no query DSL and refuses it.
+        """
+        ...
+
+    def matching(self, index: str, ids: Sequence[str], query: Mapping[str, Any],
+                 extra: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """The sources of those of `ids` that match `query` (engine DSL, in filter context).
+
+        How vector neighbours are held to a shop's own filters: the cluster decides whether its
+        filter matches a document, so any filter it understands works. `extra` are body keys the
+        query may need (`runtime_mappings`).
+        """
         ...
 
     def count(self, index: str) -> int: ...

@@ -208,6 +208,10 @@ class ClusterBackend(ABC):
                   clauses: list[dict[str, Any]]) -> dict[str, Any]: ...
 
     @abstractmethod
+    def _raw_search(self, index: str, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        """`POST /{index}/_search` with `body` and URL `params` as given, the answer's JSON."""
+
+    @abstractmethod
     def _similarity(self, score: float) -> float:
         """The engine's kNN score turned back into the dot product of the two unit vectors."""
 
@@ -450,13 +454,13 @@ class ClusterBackend(ABC):
         return {"excludes": excludes} if excludes else True
 
     def term_search(self, index: str, text: str, *, size: int = 10, filters: Filters | None = None,
-                    query: Mapping[str, Any] | None = None) -> list[Hit]:
+                    query: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> list[Hit]:
         # No total: callers read the hits only, and an exact count (10,000 by default) keeps the
         # engine from skipping non-competitive documents (block-max WAND) on common terms.
         # The query first: the cluster's parse errors name a line and column of the body, and so they are
         # those of a caller's compact body that starts with the same query, as sent to the cluster directly
-        body = {"query": term_query(text, filters, query), "size": size, "_source": self._source_filter(index),
-                "track_total_hits": False}
+        body = {"query": term_query(text, filters, query), **dict(extra or {}), "size": size,
+                "_source": self._source_filter(index), "track_total_hits": False}
         with self._translated_errors(f"search {index}"):
             return self._hits(self.client.search(index=index, body=body))
 
@@ -495,6 +499,23 @@ class ClusterBackend(ABC):
             resp = self.client.mget(index=index, body={"ids": [str(i) for i in ids]},
                                     **({"_source_excludes": excludes} if excludes else {}))
         return {str(d["_id"]): d.get("_source") or {} for d in resp["docs"] if d.get("found")}
+
+    def raw_search(self, index: str, body: Mapping[str, Any],
+                   params: Mapping[str, str | bool] | None = None) -> dict[str, Any]:
+        with self._translated_errors(f"search {index}"):
+            return self._raw_search(index, dict(body), {k: _param(v) for k, v in (params or {}).items()})
+
+    def matching(self, index: str, ids: Sequence[str], query: Mapping[str, Any],
+                 extra: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        unique = list(dict.fromkeys(str(i) for i in ids))
+        if not unique:
+            return {}
+        body = {**dict(extra or {}),
+                "query": {"bool": {"filter": [{"ids": {"values": unique}}, dict(query)]}},
+                "size": len(unique), "_source": self._source_filter(index), "track_total_hits": False}
+        with self._translated_errors(f"filter neighbours in {index}"):
+            response = self.client.search(index=index, body=body)
+        return {h.id: dict(h.source) for h in self._hits(response)}
 
     def count(self, index: str) -> int:
         with self._translated_errors(f"count {index}"):
@@ -565,3 +586,8 @@ class _RetryCounter:
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self._client, name, value)
+
+
+def _param(value: str | bool) -> str:
+    """A URL parameter as the search API reads it (`true`, not Python's `True`)."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)

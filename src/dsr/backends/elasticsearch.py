@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 import elasticsearch
 from elasticsearch import helpers
@@ -21,6 +22,9 @@ from dsr.backends.cluster import (
 )
 from dsr.errors import EngineAuthError, EngineTimeout, EngineUnavailable
 from dsr.settings import ConnectionSettings
+
+_JSON_HEADERS = {"accept": "application/vnd.elasticsearch+json; compatible-with=8",
+                 "content-type": "application/vnd.elasticsearch+json; compatible-with=8"}
 
 
 class ElasticsearchBackend(ClusterBackend):
@@ -46,6 +50,12 @@ class ElasticsearchBackend(ClusterBackend):
     def _with_headers(self, client: Any, headers: Mapping[str, str]) -> Any:
         # a shallow copy of the client on the same transport (connection pool), as the client documents
         return client.options(headers=dict(headers)) if headers else client
+
+    def _raw_search(self, index: str, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        # the generic request: the typed `search` method takes only the parameters it names
+        response = self.client.perform_request("POST", f"/{quote(index, safe=',*')}/_search", params=params,
+                                               headers=_JSON_HEADERS, body=body)
+        return dict(response.body)
 
     def _vector_mapping(self, spec: IndexSpec) -> dict[str, Any]:
         return {"type": "dense_vector", "dims": spec.dims, "index": True, "similarity": spec.similarity,

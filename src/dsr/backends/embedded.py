@@ -243,8 +243,8 @@ class EmbeddedBackend:
         return set(self.mget(index, ids))
 
     def term_search(self, index: str, text: str, *, size: int = 10, filters: Filters | None = None,
-                    query: Mapping[str, Any] | None = None) -> list[Hit]:
-        if query is not None:
+                    query: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> list[Hit]:
+        if query is not None or extra:
             raise UsageError("the embedded backend does not run query DSL; pass plain text (and filters)")
         filter_lang.validate(filters)
         files = self._files(index)
@@ -290,6 +290,14 @@ class EmbeddedBackend:
     def knn_similarities(self, index: str, vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         return {doc_id: float(emb @ query) for doc_id, emb in self.embeddings(index, ids).items()}
+
+    def raw_search(self, index: str, body: Mapping[str, Any],
+                   params: Mapping[str, str | bool] | None = None) -> dict[str, Any]:
+        raise UsageError("the embedded backend does not run query DSL: a shop's own search requests need a cluster")
+
+    def matching(self, index: str, ids: Sequence[str], query: Mapping[str, Any],
+                 extra: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        raise UsageError("the embedded backend does not run query DSL: a shop's own filters need a cluster")
 
     def mget(self, index: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:

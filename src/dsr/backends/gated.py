@@ -37,9 +37,9 @@ class GatedBackend:
 
     # -- bounded: the requests of a search -------------------------------------------------
     def term_search(self, index: str, text: str, *, size: int = 10, filters: Filters | None = None,
-                    query: Mapping[str, Any] | None = None) -> list[Hit]:
+                    query: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> list[Hit]:
         with self._slots:
-            return self.backend.term_search(index, text, size=size, filters=filters, query=query)
+            return self.backend.term_search(index, text, size=size, filters=filters, query=query, extra=extra)
 
     def knn_search(self, index: str, vector: np.ndarray, *, k: int = 10, num_candidates: int | None = None,
                    filters: Filters | None = None) -> list[Hit]:
@@ -53,6 +53,16 @@ class GatedBackend:
     def mget(self, index: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         with self._slots:
             return self.backend.mget(index, ids)
+
+    def raw_search(self, index: str, body: Mapping[str, Any],
+                   params: Mapping[str, str | bool] | None = None) -> dict[str, Any]:
+        with self._slots:
+            return self.backend.raw_search(index, body, params)
+
+    def matching(self, index: str, ids: Sequence[str], query: Mapping[str, Any],
+                 extra: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        with self._slots:
+            return self.backend.matching(index, ids, query, extra)
 
     def count(self, index: str) -> int:
         with self._slots:

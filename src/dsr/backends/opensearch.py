@@ -41,6 +41,9 @@ class OpenSearchBackend(ClusterBackend):
     def _with_headers(self, client: Any, headers: Mapping[str, str]) -> Any:
         return _WithHeaders(client, dict(headers)) if headers else client
 
+    def _raw_search(self, index: str, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        return dict(self.client.search(index=index, body=body, params=params))
+
     def _vector_mapping(self, spec: IndexSpec) -> dict[str, Any]:
         return {"type": "knn_vector", "dimension": spec.dims, "method": {
             "name": "hnsw", "engine": "lucene", "space_type": SPACE_TYPES.get(spec.similarity, spec.similarity),

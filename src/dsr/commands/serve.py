@@ -20,7 +20,7 @@ def searcher_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
         click.option("--engine", "engine_url", default=None,
                      help="Cluster URL (overrides the global --engine); none or 'embedded' -> embedded."),
-        click.option("--index", required=True, help="The catalog index to search."),
+        click.option("--index", default=None, help="The catalog index to search (an index or an alias)."),
         click.option("--model", default="minilm", show_default=True,
                      help="Query encoder, the one used by `dsr ingest`: a trained model directory, 'minilm', "
                           "'hashing[:DIM]', or 'none' (term-only)."),
@@ -50,17 +50,44 @@ def build_settings(conn: ConnectionSettings, **opts: Any) -> Any:
     if "max_body_mb" in opts:
         extra["max_body_bytes"] = int(opts["max_body_mb"] * 1024 * 1024)
     default_k = min(100, opts["max_k"])
+    index, model, ranker_dir, sidecar = opts["index"], opts["model"], opts["ranker_dir"], opts["sidecar"]
+    fusion = FusionConfig(mode=opts["fusion"], rrf_k=opts["rrf_k"])
+    entries: tuple[Any, ...] = ()
+    if opts.get("config") is not None:
+        from dsr.server.serve_config import load_serve_config
+
+        if index is not None:
+            raise click.UsageError("give either --config or --index: the configuration names the indexes")
+        entries = load_serve_config(opts["config"], max_k=opts["max_k"])
+        first = entries[0]
+        index, model, ranker_dir, sidecar, fusion = first.name, first.model, first.ranker, first.sidecar, first.fusion
+    if index is None:
+        raise click.UsageError("--index is required" + (" (or --config FILE)" if "config" in opts else ""))
+    if opts.get("hybrid_by_default"):
+        extra["hybrid_by_default"] = True
+    if opts.get("judgments") is not None:
+        extra["judgments"] = opts["judgments"]
     return ServeSettings(
-        connection=conn.with_engine(opts["engine_url"]), index=opts["index"], model=opts["model"],
-        ranker_dir=opts["ranker_dir"], sidecar=opts["sidecar"],
+        connection=conn.with_engine(opts["engine_url"]), index=index, model=model,
+        ranker_dir=ranker_dir, sidecar=sidecar, entries=entries,
         limits=Limits(max_k=opts["max_k"], default_k=default_k, default_rerank_top=default_k,
                       **{k: opts[k] for k in ("max_text_chars", "max_text_terms") if k in opts}),
-        fusion=FusionConfig(mode=opts["fusion"], rrf_k=opts["rrf_k"]), **extra,
+        fusion=fusion, **extra,
     )
 
 
 @click.command("serve")
 @searcher_options
+@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Serve configuration (TOML or YAML): the indexes, aliases and patterns answered hybrid, each "
+                   "with its models, sidecar, fusion defaults and the query forms that carry the shopper's text. "
+                   "Replaces --index/--model/--ranker/--sidecar.")
+@click.option("--hybrid-by-default", is_flag=True,
+              help="Answer --index's plain searches (without ext.dsr) hybrid when their query holds a text, as "
+                   "`hybrid = true` in a configuration does.")
+@click.option("--judgments", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Judgments the relevance workbench (/_dsr/) starts with: query, item_id, grade as tsv/csv/json/"
+                   "jsonl, as dsr eval reads them. Grades given in the page go to DATA_DIR/workbench/.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (loopback by default; anything else exposes the cluster).")
 @click.option("--port", type=click.IntRange(0, 65535), default=9400, show_default=True)
@@ -86,7 +113,8 @@ def serve(conn: ConnectionSettings, **opts: Any) -> None:
     """Serve an Elasticsearch-compatible endpoint that adds hybrid search to INDEX.
 
     Every request is passed to the cluster unchanged, except `/{index}/_search` bodies that carry an
-    `ext.dsr` object, which are answered with fused, re-ranked hits in the normal response shape.
+    `ext.dsr` object, and (with --config or --hybrid-by-default) the searches of the configured indexes
+    whose query holds a shopper's text: those are answered hybrid, in the cluster's own response shape.
     """
     import uvicorn
 
@@ -102,8 +130,8 @@ def serve(conn: ConnectionSettings, **opts: Any) -> None:
 
     app = create_app(settings, follow=follower_for)
     target = "embedded index" if settings.embedded else "cluster"
-    click.echo(f"dsr serve: http://{settings.host}:{settings.port} -> {target}, index {settings.index}",
-               err=True)
+    served = ", ".join(f"{e.name} ({'hybrid' if e.hybrid else 'ext.dsr'})" for e in settings.served_entries())
+    click.echo(f"dsr serve: http://{settings.host}:{settings.port} -> {target}, serving {served}", err=True)
     # no access log: URLs may carry credentials in query strings; we never log headers either
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_level="warning",
                 server_header=False, date_header=False)

@@ -78,6 +78,7 @@ class Ranking:
     neighbours: int  # the vector hits among them
     reranked: int
     warning: str | None = None
+    order: list[Ranked] | None = None  # the whole final order, when the request asks for it
 
 
 class HybridSearcher:
@@ -182,25 +183,31 @@ class HybridSearcher:
             vector = vector_side.search(req, plan.knn_k, timings)
         sources.add(vector.hits)
         sources.fetch([h.id for h in vector.hits[:plan.prefetch]])
+        passed: set[str] | None = None
+        if plan.cluster_filter and req.neighbour_filter is not None:
+            passed = sources.matching([h.id for h in vector.hits], req.neighbour_filter, req.term_extra)
         term_hits = term_future.result() if term_future is not None else []
         sources.add(term_hits)
 
-        neighbours = self._usable(vector.hits, plan, sources)
+        neighbours = self._usable(vector.hits, plan, sources, passed)
         ranking = sources.settle(lambda: self._rank(plan, term_hits, neighbours, sources, vector.query, timings,
                                                     vector_side))
 
         hits = self._page(ranking, req, sources)
+        order = self._order(ranking) if req.whole_order else ()
         warnings = tuple(w for w in (vector.warning, sources.warning(), ranking.warning) if w)
         timings.add("total", (time.perf_counter() - started) * 1000.0)
         return HybridResult(hits=hits, pool=ranking.pool, term_hits=len(term_hits),
                             vector_hits=ranking.neighbours, vector_source=self.vector_source,
                             reranked=ranking.reranked, fusion=plan.fusion,
                             degraded=vector.warning is not None or ranking.warning is not None,
-                            warnings=warnings, timings_ms=timings.as_dict())
+                            warnings=warnings, timings_ms=timings.as_dict(), order=order)
 
-    def _usable(self, hits: list[Hit], plan: Plan, sources: Sources) -> list[Hit]:
+    def _usable(self, hits: list[Hit], plan: Plan, sources: Sources, passed: set[str] | None) -> list[Hit]:
         """The neighbours that go into fusion: not gone from the index, passing the filters, at most knn_k."""
         kept = [h for h in hits if h.id not in sources.gone]
+        if passed is not None:  # the cluster said which match the shop's own restrictions
+            kept = [h for h in kept if h.id in passed]
         if plan.filter_neighbours:  # every one of them was fetched while the term search ran
             kept = [h for h in kept if filter_lang.matches(sources.get(h.id) or {}, plan.request.filters)]
         return kept[:plan.knn_k]
@@ -235,13 +242,15 @@ class HybridSearcher:
         page = _page_of(reranked.order, tail, req.offset, req.page_end)
         sources.require([r.id for r in page])
         if not sources.gone:
-            return Ranking(fused, page, len(fused), len(kept), reranked.count, reranked.warning)
+            whole = reranked.order + fused_order(tail) if req.whole_order else None
+            return Ranking(fused, page, len(fused), len(kept), reranked.count, reranked.warning, whole)
         # the last round: hits that moved up into the page past one gone from the index are fetched once more
         order = [r for r in reranked.order + fused_order(tail) if r.id not in sources.gone]
         sources.fetch([r.id for r in order[req.offset:req.page_end]])
         page = [r for r in order[req.offset:req.page_end] if r.id not in sources.gone]
+        whole = [r for r in order if r.id not in sources.gone] if req.whole_order else None
         return Ranking(fused, page, sum(1 for f in fused if f.id not in sources.gone),
-                       sum(1 for h in kept if h.id not in sources.gone), reranked.count, reranked.warning)
+                       sum(1 for h in kept if h.id not in sources.gone), reranked.count, reranked.warning, whole)
 
     def _dsr_of_term_only(self, head: list[Fused], query: np.ndarray | None,
                           vector_side: VectorSide | None) -> dict[str, float]:
@@ -270,6 +279,14 @@ class HybridSearcher:
                 rerank=r.rerank,
             ))
         return hits
+
+    def _order(self, ranking: Ranking) -> tuple[HybridHit, ...]:
+        """The whole final order as hits without sources (the shop's own search shows them from the cluster)."""
+        fused_rank = {f.id: r for r, f in enumerate(ranking.fused, start=1)}
+        return tuple(
+            HybridHit(id=r.id, score=r.score, rank=rank, source={}, fused=StageScore(r.fused.score, fused_rank[r.id]),
+                      term=_stage(r.fused, TERM), vector=_stage(r.fused, VECTOR), rerank=r.rerank)
+            for rank, r in enumerate(ranking.order or (), start=1))
 
     def _clean(self, source: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in source.items() if k != self.embedding_field}

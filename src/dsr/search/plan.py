@@ -29,6 +29,8 @@ class Plan:
         rerank: the ranker re-orders the head (`rerank_top`) of the fused pool.
         filter_neighbours: the vector source cannot filter, so its neighbours are over-fetched and
             filtered here on their sources (which then must all be fetched before fusion).
+        cluster_filter: the neighbours are over-fetched and the cluster says which of them match the
+            request's `neighbour_filter` (a shop's own restrictions), returning their sources.
         records: item records stand in for the sources the ranker reads of neighbours; only the page
             returned is fetched from the index, after re-ranking. Never on a `restricted` search:
             the ranker then reads only what the cluster returned to the caller.
@@ -48,6 +50,7 @@ class Plan:
     records: bool
     prefetch: int
     restricted: bool = False
+    cluster_filter: bool = False
 
 
 def plan_search(request: SearchRequest, defaults: SearchDefaults, *, vectors: VectorReader | None,
@@ -67,8 +70,9 @@ def plan_search(request: SearchRequest, defaults: SearchDefaults, *, vectors: Ve
     term = term_k > 0 and (has_text or request.term_query is not None)
     vector = vectors is not None and knn_k > 0 and has_text
     rerank = request.rerank and ranker and rerank_top > 0
-    filtering = bool(request.filters)
-    filter_neighbours = vector and filtering and vectors is not None and not vectors.applies_filters
+    cluster_filter = vector and request.neighbour_filter is not None
+    filtering = bool(request.filters) or cluster_filter
+    filter_neighbours = vector and bool(request.filters) and vectors is not None and not vectors.applies_filters
     # with filters every neighbour's source is fetched for the filter anyway, so records save nothing.
     # A restricted search never ranks on records: they hold every item and every field, whatever the
     # caller may read, and a hidden item (or field, under field level security) would shape the order
@@ -81,7 +85,10 @@ def plan_search(request: SearchRequest, defaults: SearchDefaults, *, vectors: Ve
         request=request, term_k=term_k, knn_k=knn_k, rerank_top=rerank_top,
         fusion=request.fusion or defaults.fusion, term=term, vector=vector, rerank=rerank,
         filter_neighbours=filter_neighbours, records=from_records, restricted=restricted,
-        prefetch=_prefetch(vector, filter_neighbours, rerank and not from_records, rerank_top, request.page_end),
+        cluster_filter=cluster_filter,
+        # the cluster's filter returns the sources of the neighbours that pass it
+        prefetch=0 if cluster_filter else _prefetch(vector, filter_neighbours, rerank and not from_records,
+                                                     rerank_top, request.page_end),
     )
 
 

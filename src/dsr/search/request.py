@@ -51,6 +51,12 @@ class SearchRequest:
         explain: accepted for the HTTP API's sake; every hit keeps its stage scores anyway.
         term_query: engine query DSL that replaces the default `multi_match` on the term side.
         caller: the credentials the cluster sees for this search (None: the backend's own, dsr's).
+        neighbour_filter: engine query DSL every vector neighbour must match, asked of the cluster
+            (the restrictions of a shop's own query, `dsr.search.shop_query`); any filter the cluster
+            understands works.
+        term_extra: search body keys the term search (and the neighbour filter) carry beside the query
+            (`runtime_mappings` a shop's query reads, `timeout`).
+        whole_order: the result also holds the whole final order (`HybridResult.order`), not only the page.
     """
 
     text: str
@@ -66,6 +72,9 @@ class SearchRequest:
     explain: bool = False
     term_query: Mapping[str, Any] | None = None
     caller: Caller | None = None
+    neighbour_filter: Mapping[str, Any] | None = None
+    term_extra: Mapping[str, Any] | None = None
+    whole_order: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):

@@ -60,3 +60,5 @@ class HybridResult:
     degraded: bool = False  # True when a stage failed and was skipped
     warnings: tuple[str, ...] = ()
     timings_ms: Mapping[str, float] = field(default_factory=dict)
+    # the whole final order, best first, without sources (only when the request asks for it: `whole_order`)
+    order: tuple[HybridHit, ...] = ()

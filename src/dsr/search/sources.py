@@ -79,6 +79,16 @@ class Sources:
         self.gone |= gone
         return gone
 
+    def matching(self, ids: Sequence[str], query: Mapping[str, Any], extra: Mapping[str, Any] | None) -> set[str]:
+        """Those of `ids` that match `query` on the cluster; their sources become known."""
+        if not ids:
+            return set()
+        with self.timings.stage("filter"):
+            got = self.backend.matching(self.index, ids, query, extra)
+        for doc_id, source in got.items():
+            self.known.setdefault(doc_id, source)
+        return set(got)
+
     def require(self, ids: Sequence[str]) -> None:
         """Fetch the sources of `ids`; inside `settle`, ids gone from the index start the round over.
 

@@ -21,4 +21,4 @@ class TermSide:
     def search(self, request: SearchRequest, k: int, timings: Timings) -> list[Hit]:
         with timings.stage("term"):
             return self.backend.term_search(self.index, request.text, size=k, filters=request.filters,
-                                            query=request.term_query)
+                                            query=request.term_query, extra=request.term_extra)

@@ -53,10 +53,11 @@ class VectorSide:
                 query = np.asarray(self.encoder.encode_queries([request.text], [request.user]),
                                    dtype=np.float32)[0]
             with timings.stage("vector"):
-                if self.source.applies_filters:
+                if self.source.applies_filters and request.neighbour_filter is None:
                     found = self.source.neighbours(query, k, request.filters)
                 else:
-                    found = self.source.neighbours(query, k * self.overfetch if request.filters else k)
+                    filtered = request.filters or request.neighbour_filter is not None
+                    found = self.source.neighbours(query, k * self.overfetch if filtered else k)
         except (DsrError, OSError, RuntimeError, ValueError) as e:
             log.warning("vector search (%s) failed, answering term-only: %s", self.source.origin, e)
             return VectorOutcome([], warning=f"vector search unavailable ({type(e).__name__}: {e}); "

@@ -62,15 +62,20 @@ from dsr.errors import (
     UsageError,
 )
 from dsr.search.hybrid import HybridSearcher
+from dsr.search.request import SearchDefaults
+from dsr.search.shop_search import ShopAnswer, ShopSearcher, ShopSearchRequest
 from dsr.server.admission import Admission
-from dsr.server.dsr_request import parse_dsr_request
+from dsr.server.configured import ConfiguredIndexes
+from dsr.server.dsr_request import ExtOptions, check_body, is_plain_dsr_request, parse_dsr_request, parse_ext_options
 from dsr.server.errors import RequestError, error_response, request_error_response
 from dsr.server.media import JSON, MediaType, MediaTypeNotSupported, not_supported_response
 from dsr.server.proxy import BodyTooLarge, Proxy
 from dsr.server.response import search_response
 from dsr.server.search_input import SearchInput, read_search, worth_reading
+from dsr.server.serve_config import ServedEntry
 from dsr.server.settings import ServeSettings
-from dsr.server.targets import ResolutionFailed, TargetRefused, served_index, startup_index
+from dsr.server.shop_request import NotHybrid, shop_search_request
+from dsr.server.targets import ResolutionFailed, ServedIndex, TargetRefused, served_index, startup_index
 from dsr.server.writes import MAX_READ_ANSWER, WriteThrough, is_write
 from dsr.settings import ConnectionSettings
 
@@ -89,7 +94,8 @@ class DsrApp:
         self.follow = follow
         self.writes: WriteThrough | None = None
         self.backend = searcher.backend
-        self.served = served_index(settings, searcher)
+        self.served = served_index(settings, searcher)  # the first (or only) served index
+        self.indexes = ConfiguredIndexes(settings.served_entries(), self.served, self._make_served)
         self.proxy: Proxy | None = None
         self.admission = Admission(settings.max_cluster_requests, settings.max_queued_searches)
         # Elasticsearch clients refuse 2xx answers without this header; dsr's own answers carry it too
@@ -114,7 +120,7 @@ class DsrApp:
                 await self.proxy.aclose()
             if self.writes is not None:
                 await run_in_threadpool(self.writes.close)
-            self.served.close()
+            self.indexes.close()
 
     async def _read_body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -135,28 +141,121 @@ class DsrApp:
             body = await self._read_body(request)
         except RequestError as e:
             return request_error_response(e)
+        target = request.path_params["index"]
+        entry = self.indexes.entry_for(target) if self.proxy is not None else None
+        plain = entry is not None and entry.hybrid  # its plain searches are answered hybrid
         incoming: SearchInput | None = None
-        # cheap test first: a plain search is relayed without being parsed
-        if worth_reading(request.headers, request.scope.get("query_string", b""), body):
+        # cheap test first: a plain search on an index not answered hybrid is relayed without being parsed
+        if plain or worth_reading(request.headers, request.scope.get("query_string", b""), body):
             try:
-                incoming = await self._read_search(request, body)
+                incoming = await self._read_search(request, body, plain=plain)
             except MediaTypeNotSupported as e:
-                return self._dsr_answer(request, not_supported_response(e))
+                if not plain:
+                    return self._dsr_answer(request, not_supported_response(e))
             except RequestError as e:
-                return self._dsr_answer(request, request_error_response(e))
+                if not plain:
+                    return self._dsr_answer(request, request_error_response(e))
         if incoming is None:
             if self.proxy is None:
                 return error_response(501, "dsr_not_supported_exception",
                                       "the embedded backend answers only searches with an ext.dsr object "
                                       "(there is no cluster to pass other requests to)")
-            return await self.proxy.forward(request, body)
-        response = await self.hybrid_search(request, incoming.body, incoming.params)
+            response = await self.proxy.forward(request, body)
+            return _path_headers(response, "the body is not JSON dsr reads") if entry is not None else response
+        ext: ExtOptions | None = None
+        if incoming.has_ext:
+            try:
+                check_body(incoming.body, self.settings.limits)
+                ext = parse_ext_options(incoming.body["ext"]["dsr"], self.settings.limits)
+            except RequestError as e:
+                return self._dsr_answer(request, request_error_response(e))
+            if not ext.enabled:  # opted out: the shop's search without dsr's part of it
+                return await self._relay_without_ext(request, incoming, entry is not None)
+            if is_plain_dsr_request(incoming.body, incoming.params):
+                response = await self.hybrid_search(request, incoming.body, incoming.params)
+                return self._dsr_answer(request, response, incoming.media)
+        try:
+            shop = shop_search_request(incoming.body, incoming.params, self.settings.limits, entry=entry, ext=ext)
+        except NotHybrid as e:  # the shop's plain search, for the cluster
+            return _path_headers(await self.proxy.forward(request, body), str(e))  # type: ignore[union-attr]
+        except RequestError as e:
+            return self._dsr_answer(request, request_error_response(e))
+        response = await self.shop_search(request, target, shop, ext is not None)
         return self._dsr_answer(request, response, incoming.media)
 
-    async def _read_search(self, request: Request, body: bytes) -> SearchInput | None:
+    async def _relay_without_ext(self, request: Request, incoming: SearchInput, configured: bool) -> Response:
+        """The search with `ext.dsr` taken out (the cluster refuses an ext section it does not know)."""
+        if self.proxy is None:
+            return error_response(400, "illegal_argument_exception", "[ext.dsr.enabled] is false, and the "
+                                  "embedded backend answers only hybrid searches")
+        body = dict(incoming.body)
+        rest = {k: v for k, v in body.pop("ext").items() if k != "dsr"}
+        if rest:
+            body["ext"] = rest
+        response = await self.proxy.forward(request, json.dumps(body).encode())
+        return _path_headers(response, "ext.dsr.enabled is false") if configured else response
+
+    async def shop_search(self, request: Request, target: str, shop: ShopSearchRequest, asked: bool) -> Response:
+        """A shop's search answered hybrid: the cluster's answer over the hybrid candidates (`ShopSearcher`)."""
+        search = shop.search
+        if not self.settings.embedded:
+            shop = replace(shop, search=replace(search, caller=Caller.from_headers(request.headers.items())))
+        try:
+            async with self.admission.slot():
+                _, answer, warning = await run_in_threadpool(self._run_shop, target, shop, asked)
+        except TargetRefused as e:
+            return error_response(400, "illegal_argument_exception", str(e))
+        except ResolutionFailed as e:
+            return self._engine_error_response(e.error)
+        except EngineAuthError as e:
+            return _refused_caller(e)
+        except EngineError as e:
+            return self._engine_error_response(e)
+        except UsageError as e:
+            return error_response(400, "illegal_argument_exception", self._redact(str(e)))
+        except DsrError as e:
+            log.error("dsr search failed: %s", self._redact(str(e)))
+            return error_response(500, "dsr_exception", self._redact(str(e)))
+        result = answer.result
+        warnings = (warning, *result.warnings) if warning else result.warnings
+        headers = self._result_headers(warnings, result.degraded or warning is not None)
+        pretty = shop.params.get("pretty", "false") in ("true", "")
+        content = json.dumps(answer.response, indent=2 if pretty else None).encode()
+        return Response(content, media_type="application/json", headers=headers)
+
+    def _run_shop(self, target: str, shop: ShopSearchRequest, asked: bool) -> tuple[str, ShopAnswer, str | None]:
+        served = self.indexes.for_ext_search(target) if asked else self.indexes.served_for(target)
+        if served is None:
+            raise TargetRefused(f"[{target}] is not an index dsr serves hybrid")
+        if isinstance(served, tuple):
+            served = served[1]
+        return served.run_with(target, lambda searcher: ShopSearcher(searcher).run(shop))
+
+    def _make_served(self, entry: ServedEntry, name: str) -> ServedIndex:
+        """The `ServedIndex` of a configured entry's name: its searcher built with the entry's models."""
+        from dsr.server.components import build_searcher
+
+        settings = self.settings.for_entry(entry)
+        depths = SearchDefaults(term_k=entry.term_k, knn_k=entry.k, rerank_top=entry.rerank_top, fusion=entry.fusion)
+        index = startup_index(name, getattr(self.backend, "resolve_index", None))
+        searcher = build_searcher(replace(settings, index=name), backend=self.backend, index=index, depths=depths)
+        return served_index(replace(settings, index=name), searcher)
+
+    def _result_headers(self, warnings: tuple[str, ...], degraded: bool) -> dict[str, str]:
+        headers = {"X-Dsr-Path": "hybrid"}
+        if warnings:
+            # RFC 7234 warn-code 299 ("miscellaneous persistent warning"), as Elasticsearch uses it;
+            # a header value must be one line of latin-1, so anything else is replaced
+            text = " ".join(self._redact("; ".join(warnings)).replace('"', "'").split())
+            headers["Warning"] = '299 dsr "' + text.encode("ascii", "replace").decode("ascii")[:2000] + '"'
+        if degraded:
+            headers["X-Dsr-Degraded"] = "true"
+        return headers
+
+    async def _read_search(self, request: Request, body: bytes, *, plain: bool = False) -> SearchInput | None:
         read = functools.partial(read_search, request.headers, request.query_params, body,
                                  limit=self.settings.max_body_bytes, relay=self.proxy is not None,
-                                 dsr_limit=self.settings.limits.max_request_bytes,
+                                 dsr_limit=self.settings.limits.max_request_bytes, plain=plain,
                                  flavor=str(getattr(self.backend, "flavor", "elasticsearch")))
         if len(body) > INLINE_READ_BYTES:  # a large body is parsed off the event loop
             return await run_in_threadpool(read)
@@ -185,7 +284,8 @@ class DsrApp:
             search = replace(search, caller=Caller.from_headers(request.headers.items()))
         try:
             async with self.admission.slot():
-                answer = await run_in_threadpool(self.served.run, target, search)
+                served = await run_in_threadpool(self.indexes.for_ext_search, target)
+                answer = await run_in_threadpool(served.run, target, search)
         except TargetRefused as e:
             return error_response(400, "illegal_argument_exception", str(e))
         except ResolutionFailed as e:  # dsr's own request to the cluster, not the caller's
@@ -204,14 +304,7 @@ class DsrApp:
         took = int((time.perf_counter() - started) * 1000)
         result = answer.result
         payload = search_response(result, req, answer.index, took)
-        headers = {}
-        if result.warnings:
-            # RFC 7234 warn-code 299 ("miscellaneous persistent warning"), as Elasticsearch uses it;
-            # a header value must be one line of latin-1, so anything else is replaced
-            text = " ".join(self._redact("; ".join(result.warnings)).replace('"', "'").split())
-            headers["Warning"] = '299 dsr "' + text.encode("ascii", "replace").decode("ascii")[:2000] + '"'
-        if result.degraded:
-            headers["X-Dsr-Degraded"] = "true"
+        headers = self._result_headers(result.warnings, result.degraded)
         content = json.dumps(payload, indent=2 if req.pretty else None).encode()
         return Response(content, media_type="application/json", headers=headers)
 
@@ -325,6 +418,14 @@ class DsrApp:
             indices[self.writes.index] = await run_in_threadpool(self.writes.stats)
         return JSONResponse({"write_through": self.writes is not None, "indices": indices},
                             headers=self.product_headers)
+
+
+def _path_headers(response: Response, reason: str) -> Response:
+    """A configured index's search the cluster answered: say so, and why it was not answered hybrid."""
+    text = " ".join(reason.split()).encode("ascii", "replace").decode("ascii")[:500]
+    response.raw_headers = [*response.raw_headers, (b"x-dsr-path", b"passthrough"),
+                            (b"x-dsr-reason", text.encode("latin-1"))]
+    return response
 
 
 def _refused_caller(e: EngineAuthError) -> Response:

@@ -6,6 +6,7 @@ here, lazily, so importing the server package stays cheap.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,19 +15,25 @@ from typing import Any
 from dsr.errors import ModelFormatError, VectorIndexError
 from dsr.search.engine_vectors import EngineVectors
 from dsr.search.hybrid import HybridSearcher
+from dsr.search.request import SearchDefaults
 from dsr.server.settings import ServeSettings
 from dsr.sidecar.base import VectorReader
 
 log = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=16)
 def load_query_encoder(spec: str | Path) -> Any:
-    """The query encoder named as `dsr ingest --model` names it (the same spec must be used for both)."""
+    """The query encoder named as `dsr ingest --model` names it (the same spec must be used for both).
+
+    Loaded once per process: indexes served with the same model share it.
+    """
     from dsr.encoders.resolve import resolve_encoder
 
     return resolve_encoder(spec)
 
 
+@functools.lru_cache(maxsize=16)
 def load_ranker(ranker_dir: Path) -> Any:
     """Any ranker `dsr train ranker` or `dsr distill train` wrote (a `Reranker`)."""
     from dsr.reranker.load import load_reranker
@@ -66,7 +73,8 @@ def connect_backend(settings: ServeSettings) -> Any:
     return connect(settings.connection)
 
 
-def build_searcher(settings: ServeSettings, *, backend: Any = None, index: str | None = None) -> HybridSearcher:
+def build_searcher(settings: ServeSettings, *, backend: Any = None, index: str | None = None,
+                   depths: SearchDefaults | None = None) -> HybridSearcher:
     """The searcher `settings` describe. The vector side uses the sidecar (given, or the one `dsr ingest`
     wrote for this index), else the engine's own kNN on the embedding field; `--model none` turns it off.
 
@@ -75,9 +83,10 @@ def build_searcher(settings: ServeSettings, *, backend: Any = None, index: str |
     """
     if backend is None:
         backend = connect_backend(settings)
-    if backend.flavor != "embedded":  # every search's requests to the cluster share one bound
-        from dsr.backends.gated import GatedBackend
+    from dsr.backends.gated import GatedBackend
 
+    if backend.flavor != "embedded" and not isinstance(backend, GatedBackend):
+        # every search's requests to the cluster share one bound (the searchers of every served index too)
         backend = GatedBackend(backend, settings.max_cluster_requests)
     index = index or settings.index
     sidecar = settings.sidecar
@@ -90,7 +99,7 @@ def build_searcher(settings: ServeSettings, *, backend: Any = None, index: str |
                 sidecar = str(default)
                 break
     use_model = settings.model not in (None, "", "none")
-    encoder = load_query_encoder(settings.model) if use_model else None  # type: ignore[arg-type]
+    encoder = load_query_encoder(settings.model) if use_model else None
     sidecar_index = open_vectors(sidecar) if sidecar and encoder is not None else None
     if encoder is not None and sidecar_index is not None:
         _check_dimensions(encoder, sidecar_index, sidecar, settings.model)
@@ -101,10 +110,13 @@ def build_searcher(settings: ServeSettings, *, backend: Any = None, index: str |
     vectors: VectorReader | None = sidecar_index
     if encoder is not None and vectors is None and backend.flavor != "embedded":
         vectors = EngineVectors(backend, index)  # the index's own embedding field
+    if depths is None:
+        depths = SearchDefaults(term_k=settings.limits.default_k, knn_k=settings.limits.default_k,
+                                rerank_top=settings.limits.default_rerank_top, fusion=settings.fusion)
     return HybridSearcher(
         backend, index, encoder, vectors, ranker,
-        fusion=settings.fusion, term_k=settings.limits.default_k, knn_k=settings.limits.default_k,
-        rerank_top=settings.limits.default_rerank_top, item_records=records,
+        fusion=depths.fusion, term_k=depths.term_k, knn_k=depths.knn_k, rerank_top=depths.rerank_top,
+        item_records=records,
     )
 
 

@@ -113,14 +113,19 @@ _WORD = re.compile(r"\w+")
 
 
 def _text(value: Any, limits: Limits) -> str:
+    return check_text(value, limits, "ext.dsr.text")
+
+
+def check_text(value: Any, limits: Limits, where: str) -> str:
+    """`value` as a query text within the configured bounds of characters and terms."""
     if not isinstance(value, str) or not value.strip():
-        raise RequestError("[ext.dsr.text] must be a non-empty string")
+        raise RequestError(f"[{where}] must be a non-empty string")
     if len(value) > limits.max_text_chars:
-        raise RequestError(f"[ext.dsr.text] is {len(value)} characters long; the configured maximum is "
+        raise RequestError(f"[{where}] is {len(value)} characters long; the configured maximum is "
                            f"{limits.max_text_chars}")
     terms = sum(1 for _ in zip(_WORD.finditer(value), range(limits.max_text_terms + 1), strict=False))
     if terms > limits.max_text_terms:
-        raise RequestError(f"[ext.dsr.text] has more than {limits.max_text_terms} terms (the configured "
+        raise RequestError(f"[{where}] has more than {limits.max_text_terms} terms (the configured "
                            "maximum); shorten the query")
     return value
 
@@ -233,6 +238,75 @@ def _source_filter(body_value: Any, params: Mapping[str, str]) -> SourceFilter:
     return SourceFilter(enabled, includes, excludes)
 
 
+@dataclass(frozen=True)
+class ExtOptions:
+    """What an `ext.dsr` object asks; None where it leaves the choice to the searcher's defaults."""
+
+    enabled: bool = True
+    text: str | None = None
+    k: int | None = None
+    term_k: int | None = None
+    fusion: FusionConfig | None = None
+    rerank: bool | None = None
+    rerank_top: int | None = None
+    user: dict[str, Any] | None = None
+    filters: dict[str, Any] | None = None
+
+
+def parse_ext_options(value: Any, limits: Limits) -> ExtOptions:
+    """The validated options of an `ext.dsr` object (every key optional)."""
+    ext = _object("ext.dsr", value)
+    unknown = set(ext) - DSR_KEYS - {"enabled"}
+    if unknown:
+        raise RequestError(f"[ext.dsr] unknown key(s) {sorted(unknown)}; known keys: {sorted(DSR_KEYS | {'enabled'})}")
+    enabled = _bool("ext.dsr.enabled", ext.get("enabled", True))
+    text = _text(ext["text"], limits) if "text" in ext else None
+    k = _int("ext.dsr.k", ext["k"], 0, limits.max_k) if "k" in ext else None
+    term_k = _int("ext.dsr.term_k", ext["term_k"], 0, limits.max_k) if "term_k" in ext else None
+    if k == 0 and term_k == 0:
+        raise RequestError("[ext.dsr] k and term_k cannot both be 0")
+    fusion = None
+    if any(key in ext for key in ("fusion", "rrf_k", "normalization", "weights")):
+        mode = _choice("ext.dsr.fusion", ext.get("fusion", "rrf"), [m.value for m in FusionMode])
+        rrf_k = _int("ext.dsr.rrf_k", ext.get("rrf_k", 60), 1, 100_000)
+        norm = _choice("ext.dsr.normalization", ext.get("normalization", "min_max"),
+                       [n.value for n in Normalization])
+        fusion = FusionConfig(FusionMode(mode), rrf_k, Normalization(norm), _weights(ext))
+    rerank = _bool("ext.dsr.rerank", ext["rerank"]) if "rerank" in ext else None
+    rerank_top = (_int("ext.dsr.rerank_top", ext["rerank_top"], 0, limits.max_k) if "rerank_top" in ext
+                  else None)
+    user = _object("ext.dsr.user", ext["user"]) if ext.get("user") is not None else None
+    filters = _filters(ext["filters"]) if ext.get("filters") is not None else None
+    return ExtOptions(enabled, text, k, term_k, fusion, rerank, rerank_top, user, filters)
+
+
+def _weights(ext: Mapping[str, Any]) -> dict[str, float]:
+    weights: dict[str, float] = {}
+    if "weights" not in ext:
+        return weights
+    raw = _object("ext.dsr.weights", ext["weights"])
+    bad = set(raw) - {TERM, VECTOR}
+    if bad:
+        raise RequestError(f"[ext.dsr.weights] unknown stage(s) {sorted(bad)}; stages: term, vector")
+    for stage, w in raw.items():
+        if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
+            raise RequestError(f"[ext.dsr.weights.{stage}] must be a number >= 0, got {w!r}")
+        weights[stage] = float(w)
+    if not any(weights.values()):
+        raise RequestError("[ext.dsr.weights] at least one weight must be > 0")
+    return weights
+
+
+def check_body(body: Mapping[str, Any], limits: Limits) -> None:
+    """Refuse a body no part of the pipeline can carry (too deep, infinite numbers, lone surrogates)."""
+    _check_values(body, limits.max_depth)
+
+
+def is_plain_dsr_request(body: Mapping[str, Any], params: Mapping[str, str]) -> bool:
+    """Whether an `ext.dsr` search asks only what dsr answers itself, without a final pass on the cluster."""
+    return set(body) <= BODY_KEYS and set(params) <= URL_PARAMS
+
+
 def parse_dsr_request(body: Mapping[str, Any], params: Mapping[str, str], limits: Limits) -> DsrRequest:
     """A validated `DsrRequest` from a search body with `ext.dsr` and the URL's query parameters."""
     unknown_params = set(params) - URL_PARAMS
@@ -244,40 +318,17 @@ def parse_dsr_request(body: Mapping[str, Any], params: Mapping[str, str], limits
     if unknown_body:
         raise RequestError(f"search body key(s) {sorted(unknown_body)} are not supported together with "
                            f"ext.dsr (supported: {sorted(BODY_KEYS)})")
-    ext = _object("ext.dsr", body["ext"]["dsr"])
-    unknown = set(ext) - DSR_KEYS
-    if unknown:
-        raise RequestError(f"[ext.dsr] unknown key(s) {sorted(unknown)}; known keys: {sorted(DSR_KEYS)}")
-    if "text" not in ext:
+    ext = parse_ext_options(body["ext"]["dsr"], limits)
+    if ext.text is None:
         raise RequestError("[ext.dsr.text] is required: the query text for the vector side and the ranker")
-    text = _text(ext["text"], limits)
-
-    k = _int("ext.dsr.k", ext.get("k", limits.default_k), 0, limits.max_k)
-    term_k = _int("ext.dsr.term_k", ext.get("term_k", limits.default_k), 0, limits.max_k)
+    text = ext.text
+    k = limits.default_k if ext.k is None else ext.k
+    term_k = limits.default_k if ext.term_k is None else ext.term_k
     if k + term_k == 0:
         raise RequestError("[ext.dsr] k and term_k cannot both be 0")
-    mode = _choice("ext.dsr.fusion", ext.get("fusion", "rrf"), [m.value for m in FusionMode])
-    rrf_k = _int("ext.dsr.rrf_k", ext.get("rrf_k", 60), 1, 100_000)
-    norm = _choice("ext.dsr.normalization", ext.get("normalization", "min_max"),
-                   [n.value for n in Normalization])
-    weights: dict[str, float] = {}
-    if "weights" in ext:
-        raw = _object("ext.dsr.weights", ext["weights"])
-        bad = set(raw) - {TERM, VECTOR}
-        if bad:
-            raise RequestError(f"[ext.dsr.weights] unknown stage(s) {sorted(bad)}; stages: term, vector")
-        for stage, w in raw.items():
-            if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
-                raise RequestError(f"[ext.dsr.weights.{stage}] must be a number >= 0, got {w!r}")
-            weights[stage] = float(w)
-        if not any(weights.values()):
-            raise RequestError("[ext.dsr.weights] at least one weight must be > 0")
-    fusion = FusionConfig(FusionMode(mode), rrf_k, Normalization(norm), weights)
-    rerank = _bool("ext.dsr.rerank", ext.get("rerank", True))
-    rerank_top = _int("ext.dsr.rerank_top", ext.get("rerank_top", limits.default_rerank_top), 0,
-                      limits.max_k)
-    user = _object("ext.dsr.user", ext["user"]) if ext.get("user") is not None else None
-    filters = _filters(ext["filters"]) if ext.get("filters") is not None else None
+    fusion = ext.fusion or FusionConfig()
+    rerank = True if ext.rerank is None else ext.rerank
+    rerank_top = limits.default_rerank_top if ext.rerank_top is None else ext.rerank_top
 
     size = _int("size", params.get("size", body.get("size", 10)), 0, limits.max_size)
     from_ = _int("from", params.get("from", body.get("from", 0)), 0)
@@ -292,8 +343,8 @@ def parse_dsr_request(body: Mapping[str, Any], params: Mapping[str, str], limits
     if "track_total_hits" in body and not isinstance(body["track_total_hits"], bool | int):
         raise RequestError("[track_total_hits] must be a boolean or an integer")
     try:
-        search = SearchRequest(text, user=user, filters=filters, size=size, offset=from_, term_k=term_k, knn_k=k,
-                               fusion=fusion, rerank=rerank, rerank_top=rerank_top, explain=explain,
+        search = SearchRequest(text, user=ext.user, filters=ext.filters, size=size, offset=from_, term_k=term_k,
+                               knn_k=k, fusion=fusion, rerank=rerank, rerank_top=rerank_top, explain=explain,
                                term_query=term_query)
     except UsageError as e:
         raise RequestError(str(e)) from None

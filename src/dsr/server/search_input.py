@@ -28,6 +28,7 @@ class SearchInput:
     body: dict[str, Any]
     params: dict[str, str]  # without `source` / `source_content_type` when they carried the body
     media: MediaType
+    has_ext: bool = True  # the body carries `ext.dsr` (else: a plain search on an index answered hybrid)
 
 
 def worth_reading(headers: Mapping[str, str], query_string: bytes, raw: bytes) -> bool:
@@ -38,8 +39,11 @@ def worth_reading(headers: Mapping[str, str], query_string: bytes, raw: bytes) -
 
 
 def read_search(headers: Mapping[str, str], params: Mapping[str, str], raw: bytes, *, limit: int,
-                flavor: str, relay: bool, dsr_limit: int | None = None) -> SearchInput | None:
+                flavor: str, relay: bool, dsr_limit: int | None = None, plain: bool = False) -> SearchInput | None:
     """The `ext.dsr` search `raw` holds, or None when the request is the cluster's.
+
+    With `plain` (a search on an index answered hybrid by default) a body without `ext.dsr` is read
+    as well; one dsr cannot read, or larger than `dsr_limit`, is still the cluster's.
 
     Args:
         limit: the most bytes the body may have, decoded.
@@ -59,7 +63,7 @@ def read_search(headers: Mapping[str, str], params: Mapping[str, str], raw: byte
         else:
             body = decompress(raw, content_codings(headers.get("content-encoding")), limit)
             content_type = headers.get("content-type")
-        if not may_hold_dsr(body):
+        if not plain and not may_hold_dsr(body):
             return None
         media = _media(content_type, headers.get("accept"), flavor, from_source)
         if media is None:
@@ -71,12 +75,14 @@ def read_search(headers: Mapping[str, str], params: Mapping[str, str], raw: byte
         if relay:
             return None
         raise parse_error(f"the search body is not JSON dsr can read: {e}") from None
-    if not has_dsr_ext(value):
+    has_ext = has_dsr_ext(value)
+    if not has_ext and (not plain or not isinstance(value, dict)
+                        or (dsr_limit is not None and len(body) > dsr_limit)):
         return None
     if dsr_limit is not None and len(body) > dsr_limit:
         raise RequestError(f"the body of a search with ext.dsr is {len(body)} bytes; the configured maximum is "
                            f"{dsr_limit}", status=413, error_type="content_too_long_exception")
-    return SearchInput(value, rest, media)
+    return SearchInput(value, rest, media, has_ext)
 
 
 def _media(content_type: str | None, accept: str | None, flavor: str, from_source: bool) -> MediaType | None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dsr.search.fusion import FusionConfig
 from dsr.server.dsr_request import Limits
+from dsr.server.serve_config import ServedEntry
 from dsr.settings import ConnectionSettings
 
 
@@ -33,6 +34,24 @@ class ServeSettings:
     reload_s: float = 1.0
     limits: Limits = field(default_factory=Limits)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    # the indexes answered hybrid (`dsr serve --config`); empty: the one `index` above, as the flags say
+    entries: tuple[ServedEntry, ...] = ()
+    hybrid_by_default: bool = False  # `--hybrid-by-default`: the one `index` answers plain searches hybrid
+    judgments: Path | None = None  # the relevance workbench's judgments at start (`--judgments`, formats of dsr eval)
+
+    def served_entries(self) -> tuple[ServedEntry, ...]:
+        """The configured entries; without a configuration file, the one `index` the flags describe."""
+        if self.entries:
+            return self.entries
+        return (ServedEntry(name=self.index, hybrid=self.hybrid_by_default, model=self.model,
+                            ranker=self.ranker_dir, sidecar=self.sidecar, k=self.limits.default_k,
+                            term_k=self.limits.default_k, rerank_top=self.limits.default_rerank_top,
+                            fusion=self.fusion),)
+
+    def for_entry(self, entry: ServedEntry) -> ServeSettings:
+        """These settings with the index, models, vector side and defaults of one configured entry."""
+        return replace(self, index=entry.name, model=entry.model, ranker_dir=entry.ranker, sidecar=entry.sidecar,
+                       fusion=entry.fusion, entries=())
 
     @property
     def embedded(self) -> bool:

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from dsr.backends.aliases import ResolvedTarget
 from dsr.errors import EngineError
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 MAX_CACHED_TARGETS = 1024  # distinct targets whose resolution is kept; the cache starts over beyond it
 
+T = TypeVar("T")
 Resolve = Callable[[str], ResolvedTarget]
 Build = Callable[[HybridSearcher, str, bool], IndexSearcher]
 
@@ -161,6 +163,24 @@ class ServedIndex:
             self._retire(current)
         if model is not None and (current is None or current.built.searcher is not model):
             model.close()
+
+    def run_with(self, target: str, call: Callable[[HybridSearcher], T]) -> tuple[str, T, str | None]:
+        """`call` with the searcher of the index `target` stands for (refused unless it is the served one).
+
+        Returns the concrete index, what `call` returned, and the warning of that index's searcher
+        (why its searches are term-only), if any.
+        """
+        served = self._acquire(self._concrete(target))
+        try:
+            out = call(served.built.searcher)
+        finally:
+            self._done(served)
+        return served.index, out, served.built.warning
+
+    def known_index(self) -> str | None:
+        """The concrete index served now, if one has been searched yet (asks the cluster nothing)."""
+        current = self._current
+        return current.index if current is not None else None
 
     # -- which index -----------------------------------------------------------------------
     def served_index(self) -> str:

@@ -1,0 +1,265 @@
+"""A shop's own search request answered hybrid, everything else of it answered by the cluster.
+
+The shop's front end sends facets (`aggs`), `post_filter`, `highlight`, `sort`, `from`/`size` and
+`search_after`, `collapse`, `suggest` and more. dsr does not re-implement any of them. A hybrid
+search runs in three requests to the cluster, each with the caller's credentials:
+
+1. **term side**: the shop's query itself, unchanged (its filters, boosts and scoring), for the top
+   `term_k`;
+2. **vector side**: the sidecar's neighbours of the shopper's text, kept only where the cluster says
+   the query's restrictions (`dsr.search.shop_query`) match them;
+3. fusion and re-ranking order the candidates (`HybridSearcher`), then the **final pass** sends the
+   shop's body back to the cluster with its `query` replaced by one that matches exactly the
+   candidates and scores each by its place in the final order (`candidates_query`). So the cluster
+   computes the aggregations over the hybrid result set, applies `post_filter` to the hits and not
+   to them, sorts (by `_score`, the final order, or by the shop's fields), pages, collapses,
+   highlights (with the shop's query as `highlight_query`), and counts `hits.total`: the answer is
+   the cluster's own, for the candidate set, and always consistent with its pages.
+
+The response keeps the cluster's shape; dsr puts back the final scores in `_score`/`max_score`,
+replaces `_explanation` with one per stage (the cluster's own explanation of the term side inside
+it), adds its stage timings beside the cluster's `profile`, and reports its own `took`. In `sort`
+values a `_score` is the place-based score of the final pass (what `search_after` sends back).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from dsr.backends.base import SearchBackend
+from dsr.search.hybrid import HybridSearcher
+from dsr.search.request import SearchRequest
+from dsr.search.result import HybridHit, HybridResult
+from dsr.search.shop_query import ShopQuery
+
+MAX_PLACED = 1000
+"""Candidates scored by their place in the final pass (one clause each; the engines refuse a query of
+more than 1,024 clauses by default). Candidates beyond them still match, with score 0."""
+
+RELAYED_BODY_KEYS = frozenset({
+    "size", "from", "sort", "search_after", "aggs", "aggregations", "post_filter", "highlight", "collapse",
+    "_source", "fields", "docvalue_fields", "stored_fields", "script_fields", "track_total_hits", "track_scores",
+    "version", "seq_no_primary_term", "stats", "suggest", "timeout", "runtime_mappings", "indices_boost",
+    "profile", "explain", "query", "ext", "min_score",
+})
+"""The body keys a hybrid answer honours: relayed to the final pass, or handled by dsr (`query`, `ext`,
+`explain`, `profile`, `min_score`, which applies to the term side's scores)."""
+
+TERM_PASS_KEYS = ("runtime_mappings", "timeout")
+"""Body keys the term side and the neighbour filter carry too (the query may read runtime fields)."""
+
+REFUSED_BODY_KEYS = {
+    "rescore": "it re-scores the top hits with another query, which would undo the fused order",
+    "knn": "it is the engine's own vector search; dsr's vector side replaces it",
+    "retriever": "it is the engine's own retrieval pipeline",
+    "rank": "it is the engine's own rank fusion",
+    "pit": "a point in time search is not on an index",
+    "slice": "a sliced search is for scrolling through everything, not for ranked pages",
+    "terminate_after": "it would count and aggregate only part of the candidates",
+}
+
+RELAYED_PARAMS = frozenset({
+    "typed_keys", "rest_total_hits_as_int", "track_total_hits", "timeout", "size", "from", "_source",
+    "_source_includes", "_source_excludes", "stored_fields", "docvalue_fields", "sort", "allow_no_indices",
+    "ignore_unavailable", "expand_wildcards", "request_cache", "preference", "batched_reduce_size",
+    "max_concurrent_shard_requests", "pre_filter_shard_size", "ccs_minimize_roundtrips",
+    "allow_partial_search_results", "track_scores", "version", "seq_no_primary_term", "error_trace",
+    "human", "search_type", "include_named_queries_score",
+})
+HANDLED_PARAMS = frozenset({"pretty", "explain"})
+
+
+@dataclass(frozen=True)
+class ShopSearchRequest:
+    """A shop's search body (without `ext.dsr`), its URL parameters, its query read, and the hybrid search.
+
+    `search` holds the shopper's text, the user, the depths, fusion and ranker choice, and the caller;
+    its `size`/`offset` are not used (the cluster pages the candidates).
+    """
+
+    body: Mapping[str, Any]
+    params: Mapping[str, str]
+    query: ShopQuery
+    search: SearchRequest
+
+    @property
+    def explain(self) -> bool:
+        value = self.params.get("explain", self.body.get("explain", False))
+        return value is True or value in ("true", "")
+
+    @property
+    def profile(self) -> bool:
+        return self.body.get("profile") is True
+
+
+@dataclass(frozen=True)
+class ShopAnswer:
+    """The cluster's answer to the final pass, with dsr's scores, explanations and timings in it."""
+
+    response: dict[str, Any]
+    result: HybridResult
+
+
+def refused_keys(body: Mapping[str, Any], params: Mapping[str, str]) -> dict[str, str]:
+    """The body keys and URL parameters a hybrid answer cannot honour, each with the reason."""
+    out: dict[str, str] = {}
+    for key in body:
+        if key in REFUSED_BODY_KEYS:
+            out[key] = REFUSED_BODY_KEYS[key]
+        elif key not in RELAYED_BODY_KEYS:
+            out[key] = "dsr does not know how this search body key combines with a hybrid search"
+    for key in params:
+        if key not in RELAYED_PARAMS and key not in HANDLED_PARAMS:
+            out[key] = "dsr does not know how this URL parameter combines with a hybrid search"
+    return out
+
+
+class ShopSearcher:
+    """Runs a `ShopSearchRequest` with a `HybridSearcher` (its backend, index, models and defaults)."""
+
+    def __init__(self, searcher: HybridSearcher) -> None:
+        self.searcher = searcher
+
+    def run(self, request: ShopSearchRequest) -> ShopAnswer:
+        started = time.perf_counter()
+        body = request.body
+        term_extra = {k: body[k] for k in TERM_PASS_KEYS if k in body}
+        if "min_score" in body:
+            term_extra["min_score"] = body["min_score"]
+        search = replace(request.search, size=0, offset=0, term_query=dict(request.query.query),
+                         neighbour_filter=(request.query.restrictions.query() if request.query.restrictions
+                                           else None),
+                         term_extra=term_extra or None, whole_order=True)
+        result = self.searcher.run(search)
+        backend = self._backend(search)
+        index = self.searcher.index
+        params = {k: v for k, v in request.params.items() if k in RELAYED_PARAMS}
+        final_started = time.perf_counter()
+        response = backend.raw_search(index, final_body(body, result.order, request.query), params)
+        final_ms = (time.perf_counter() - final_started) * 1000.0
+        by_id = {h.id: h for h in result.order}
+        _rescore_hits(response.get("hits"), result.order, by_id)
+        if request.explain:
+            explanations = self._term_explanations(backend, request, response)
+            _explain_hits(response.get("hits"), by_id, explanations, result)
+        timings = {**result.timings_ms, "final_pass": round(final_ms, 3)}
+        if request.profile and isinstance(response.get("profile"), dict):
+            response["profile"]["dsr"] = {"timings_ms": timings, "candidates": len(result.order),
+                                          "term_hits": result.term_hits, "vector_hits": result.vector_hits,
+                                          "reranked": result.reranked}
+        response["took"] = int((time.perf_counter() - started) * 1000)
+        return ShopAnswer(response, replace(result, timings_ms=timings))
+
+    def _backend(self, search: SearchRequest) -> SearchBackend:
+        backend = self.searcher.backend
+        return backend if search.caller is None else backend.for_caller(search.caller)
+
+    def _term_explanations(self, backend: SearchBackend, request: ShopSearchRequest,
+                           response: Mapping[str, Any]) -> dict[str, Any]:
+        """The cluster's own explanation of the shop's query for each hit of the page that it matches."""
+        ids = [str(h["_id"]) for h in _hit_list(response.get("hits"))]
+        if not ids:
+            return {}
+        body = {"query": {"bool": {"must": [dict(request.query.query)], "filter": [{"ids": {"values": ids}}]}},
+                **{k: request.body[k] for k in TERM_PASS_KEYS if k in request.body},
+                "explain": True, "size": len(ids), "_source": False, "track_total_hits": False}
+        answer = backend.raw_search(self.searcher.index, body)
+        return {str(h["_id"]): h.get("_explanation") for h in _hit_list(answer.get("hits"))}
+
+
+def candidates_query(order: tuple[HybridHit, ...], shop_query: ShopQuery) -> dict[str, Any]:
+    """A query that matches exactly the candidates, each scored by its place in the final order.
+
+    The best of `n` placed candidates scores `n`, the next `n - 1`, and so on, so the cluster's own
+    `_score` order is the final order. When the shop's query names clauses (`_name`), it is added
+    with boost 0, so `matched_queries` says what it says on a plain search and no score changes.
+    """
+    ids = [h.id for h in order]
+    placed = ids[:MAX_PLACED]
+    should: list[dict[str, Any]] = [
+        {"constant_score": {"filter": {"ids": {"values": [doc_id]}}, "boost": float(len(placed) - i)}}
+        for i, doc_id in enumerate(placed)]
+    if '"_name"' in json.dumps(shop_query.query):
+        should.append({"bool": {"must": [dict(shop_query.query)], "boost": 0.0}})
+    clause: dict[str, Any] = {"filter": [{"ids": {"values": ids}}]}
+    if should:
+        clause["should"] = should
+    return {"bool": clause}
+
+
+def final_body(body: Mapping[str, Any], order: tuple[HybridHit, ...], shop_query: ShopQuery) -> dict[str, Any]:
+    """The shop's body for the final pass: its query replaced by the candidates, everything else kept."""
+    out: dict[str, Any] = {"query": candidates_query(order, shop_query)}
+    for key, value in body.items():
+        if key in ("query", "explain", "min_score"):
+            continue
+        if key == "ext":
+            rest = {k: v for k, v in value.items() if k != "dsr"} if isinstance(value, Mapping) else value
+            if rest:
+                out["ext"] = rest
+            continue
+        out[key] = value
+    highlight = out.get("highlight")
+    if isinstance(highlight, Mapping) and "highlight_query" not in highlight:
+        # the candidates query holds no terms to highlight: the shop's own query does
+        out["highlight"] = {**highlight, "highlight_query": dict(shop_query.query)}
+    return out
+
+
+def _hit_list(hits: Any) -> list[dict[str, Any]]:
+    if not isinstance(hits, Mapping):
+        return []
+    found = hits.get("hits")
+    return [h for h in found if isinstance(h, dict)] if isinstance(found, list) else []
+
+
+def _rescore_hits(hits: Any, order: tuple[HybridHit, ...], by_id: Mapping[str, HybridHit]) -> None:
+    """The final scores in place of the place-based ones, in the hits and in their inner hits.
+
+    `max_score` becomes the final score of the best placed candidate that matched (the first hit of
+    the `_score` order): the cluster's maximum of the place-based scores names it.
+    """
+    if not isinstance(hits, dict):
+        return
+    for h in _hit_list(hits):
+        placed = by_id.get(str(h.get("_id")))
+        if placed is not None and h.get("_score") is not None:
+            h["_score"] = placed.score
+        for inner in (h.get("inner_hits") or {}).values():
+            if isinstance(inner, dict):
+                _rescore_hits(inner.get("hits"), order, by_id)
+    top = hits.get("max_score")
+    if isinstance(top, int | float) and top > 0:
+        place = round(min(len(order), MAX_PLACED) - top)
+        if 0 <= place < len(order):
+            hits["max_score"] = order[place].score
+
+
+def _explain_hits(hits: Any, by_id: Mapping[str, HybridHit], term: Mapping[str, Any], result: HybridResult) -> None:
+    for h in _hit_list(hits):
+        placed = by_id.get(str(h.get("_id")))
+        if placed is not None:
+            h["_explanation"] = explanation(placed, term.get(placed.id), result)
+
+
+def explanation(hit: HybridHit, term_explanation: Any, result: HybridResult) -> dict[str, Any]:
+    """A hit's explanation in the cluster's shape, one level per stage of the hybrid pipeline."""
+    fusion = result.fusion
+    stages: list[dict[str, Any]] = []
+    if hit.term is not None:
+        stages.append({"value": hit.term.score, "description": f"term side: the shop's query, rank {hit.term.rank}",
+                       "details": [term_explanation] if isinstance(term_explanation, dict) else []})
+    if hit.vector is not None:
+        stages.append({"value": hit.vector.score, "description": "vector side: DSR similarity of the query and "
+                       f"item towers, rank {hit.vector.rank}", "details": []})
+    how = f"rrf, rank_constant {fusion.rrf_k}" if fusion.mode.value == "rrf" else (
+        f"{fusion.mode.value}, {fusion.normalization.value} normalisation")
+    fused = {"value": hit.fused.score, "description": f"fused ({how}), rank {hit.fused.rank}", "details": stages}
+    if hit.rerank is None:
+        return {"value": hit.score, "description": f"dsr hybrid: fused order, rank {hit.rank}", "details": [fused]}
+    return {"value": hit.score, "description": f"dsr hybrid: re-ranked by the pairwise ranker, rank {hit.rank} "
+            f"(ranker rank {hit.rerank.rank} of {result.reranked})", "details": [fused]}
