@@ -10,9 +10,21 @@ client of the proxy) and keeps it on the app, never in module globals. Routes:
   that says why. The body is read as the engines read it
   (`dsr.server.search_input`: compressed, escaped, or in the `source` URL parameter; strict JSON;
   their media types), and the answer echoes `X-Opaque-Id`.
+* `GET|POST /{index}/_search[/]` on an index the serve configuration answers hybrid
+  (`dsr.server.serve_config`, `--config` or `--hybrid-by-default`): the shop's own search, unchanged,
+  answered hybrid when its query holds a shopper's text (`dsr.server.shop_request`), its aggregations,
+  highlights, sorts, pages and collapse computed by the cluster over the hybrid candidates
+  (`dsr.search.shop_search`); `ext.dsr` options override, `"enabled": false` opts out. A search
+  with `ext.dsr` that asks for more than the hits takes the same path. One that cannot be answered
+  hybrid is passed to the cluster untouched, with `X-Dsr-Path: passthrough` and `X-Dsr-Reason`;
+  a hybrid answer carries `X-Dsr-Path: hybrid`.
+* `GET|POST [/{index}]/_msearch`: entries answered hybrid as above run hybrid, the others go to the
+  cluster in one `_msearch`, answered in order (`dsr.server.msearch`).
 * everything else: passed to the cluster unchanged (a search without `ext.dsr` byte for byte).
   Document writes to the served index are then followed into its sidecar (`dsr.server.writes`),
   after their answer is sent, when `create_app` is given `follow`.
+* `GET /_dsr/` and `/_dsr/api/...`: the relevance workbench, its page and JSON API (`dsr.server.workbench`),
+  whose searches are `ext.dsr` searches of the served index with the caller's credentials.
 * `GET /_dsr/stats`: per served index, the write-through's backlog, its lag and the applied and
   failed counts.
 
@@ -30,6 +42,7 @@ and anything else is a 501 that says so.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -65,10 +78,19 @@ from dsr.search.hybrid import HybridSearcher
 from dsr.search.request import SearchDefaults
 from dsr.search.shop_search import ShopAnswer, ShopSearcher, ShopSearchRequest
 from dsr.server.admission import Admission
+from dsr.server.body import Unreadable, content_codings, decompress, may_hold_dsr
 from dsr.server.configured import ConfiguredIndexes
-from dsr.server.dsr_request import ExtOptions, check_body, is_plain_dsr_request, parse_dsr_request, parse_ext_options
-from dsr.server.errors import RequestError, error_response, request_error_response
-from dsr.server.media import JSON, MediaType, MediaTypeNotSupported, not_supported_response
+from dsr.server.dsr_request import (
+    ExtOptions,
+    check_body,
+    has_dsr_ext,
+    is_plain_dsr_request,
+    parse_dsr_request,
+    parse_ext_options,
+)
+from dsr.server.errors import RequestError, error_body, error_response, request_error_response
+from dsr.server.media import COMPATIBLE, JSON, MediaType, MediaTypeNotSupported, not_supported_response
+from dsr.server.msearch import HYBRID_HEADER_KEYS, MSEARCH_TYPES, MsearchEntry, assemble, cluster_part, read_msearch
 from dsr.server.proxy import BodyTooLarge, Proxy
 from dsr.server.response import search_response
 from dsr.server.search_input import SearchInput, read_search, worth_reading
@@ -76,6 +98,7 @@ from dsr.server.serve_config import ServedEntry
 from dsr.server.settings import ServeSettings
 from dsr.server.shop_request import NotHybrid, shop_search_request
 from dsr.server.targets import ResolutionFailed, ServedIndex, TargetRefused, served_index, startup_index
+from dsr.server.workbench import workbench_routes
 from dsr.server.writes import MAX_READ_ANSWER, WriteThrough, is_write
 from dsr.settings import ConnectionSettings
 
@@ -182,6 +205,104 @@ class DsrApp:
             return self._dsr_answer(request, request_error_response(e))
         response = await self.shop_search(request, target, shop, ext is not None)
         return self._dsr_answer(request, response, incoming.media)
+
+    async def msearch(self, request: Request) -> Response:
+        """`_msearch`: entries on indexes answered hybrid run hybrid, the rest go to the cluster in one request."""
+        try:
+            body = await self._read_body(request)
+        except RequestError as e:
+            return request_error_response(e)
+        if self.proxy is None:
+            return error_response(501, "dsr_not_supported_exception", "the embedded backend answers only "
+                                  "single searches with an ext.dsr object, not _msearch")
+        if not (self.indexes.any_hybrid or may_hold_dsr(body) or "content-encoding" in request.headers):
+            return await self.proxy.forward(request, body)  # nothing in it can be dsr's: relayed unread
+        content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        try:
+            raw = decompress(body, content_codings(request.headers.get("content-encoding")),
+                             self.settings.max_body_bytes)
+        except (RequestError, Unreadable):
+            raw = None
+        entries = read_msearch(raw, request.path_params.get("index")) if raw is not None and \
+            content_type in MSEARCH_TYPES else None
+        if entries is None:
+            return await self.proxy.forward(request, body)
+        url_params = {k: v for k, v in request.query_params.items() if k in ("typed_keys", "rest_total_hits_as_int")}
+        answers: list[dict[str, Any] | None] = [None] * len(entries)
+        hybrid: dict[int, tuple[str, ShopSearchRequest, bool]] = {}
+        plain: list[int] = []
+        for i, entry in enumerate(entries):
+            decided = self._msearch_entry(entry, url_params)
+            if isinstance(decided, dict):
+                answers[i] = decided
+            elif isinstance(decided, MsearchEntry):
+                entries[i] = decided
+                plain.append(i)
+            else:
+                hybrid[i] = decided
+        if not hybrid and all(a is None for a in answers):
+            return await self.proxy.forward(request, body)  # every entry is the cluster's: as it came
+        started = time.perf_counter()
+        cluster = self._msearch_cluster_part(request, [entries[i] for i in plain])
+        searches = [self.shop_search(request, target, shop, asked) for target, shop, asked in hybrid.values()]
+        cluster_task = asyncio.ensure_future(cluster)  # the cluster's part runs while the hybrid searches do
+        hybrid_answers = await asyncio.gather(*searches)
+        cluster_answer = await cluster_task
+        if isinstance(cluster_answer, Response):  # the cluster refused its part as a whole
+            return cluster_answer
+        for i, answer in zip(plain, cluster_answer, strict=True):
+            answers[i] = answer
+        for i, response in zip(hybrid, hybrid_answers, strict=True):
+            payload = json.loads(bytes(response.body))
+            answers[i] = {**payload, "status": response.status_code} if response.status_code == 200 else payload
+        content = assemble([a or {} for a in answers], int((time.perf_counter() - started) * 1000))
+        response = Response(content, media_type=_answer_type(request.headers.get("accept")),
+                            headers={"X-Dsr-Path": "hybrid"})
+        return self._dsr_answer(request, response)
+
+    def _msearch_entry(self, entry: MsearchEntry, url_params: Mapping[str, str]
+                       ) -> tuple[str, ShopSearchRequest, bool] | MsearchEntry | dict[str, Any]:
+        """An `_msearch` entry: a hybrid search to run, the entry for the cluster, or an error answer."""
+        has_ext = has_dsr_ext(entry.body)
+        configured = self.indexes.entry_for(entry.target) if entry.target is not None else None
+        if not has_ext and (configured is None or not configured.hybrid or not entry.hybrid_header):
+            return entry
+        try:
+            if entry.target is None or not entry.hybrid_header:
+                raise RequestError("a hybrid search in _msearch names one index and no header keys but "
+                                   f"{sorted(HYBRID_HEADER_KEYS)}")
+            check_body(entry.body, self.settings.limits)
+            ext = parse_ext_options(entry.body["ext"]["dsr"], self.settings.limits) if has_ext else None
+            if ext is not None and not ext.enabled:
+                return _without_ext(entry)
+            shop = shop_search_request(entry.body, {**url_params, **entry.params}, self.settings.limits,
+                                       entry=configured, ext=ext)
+        except NotHybrid:
+            return entry
+        except RequestError as e:
+            return error_body(e.status, e.error_type, e.reason)
+        return entry.target, shop, has_ext
+
+    async def _msearch_cluster_part(self, request: Request, entries: list[MsearchEntry]
+                                    ) -> list[dict[str, Any]] | Response:
+        """The cluster's answers to its entries (one `_msearch`), or its answer when it refused them all."""
+        if not entries:
+            return []
+        assert self.proxy is not None
+        # decoded, and answered uncompressed, since dsr reads the answer
+        response = await self.proxy.forward(request, cluster_part(entries),
+                                            drop_headers=("content-encoding", "accept-encoding"))
+        data = bytes(response.body) if not isinstance(response, StreamingResponse) else b"".join(
+            [c.encode() if isinstance(c, str) else bytes(c) async for c in response.body_iterator])
+        try:
+            answers = json.loads(data).get("responses") if response.status_code == 200 else None
+        except (ValueError, AttributeError):
+            answers = None
+        if not isinstance(answers, list) or len(answers) != len(entries):
+            out = Response(data, status_code=response.status_code)
+            out.raw_headers = [(k, v) for k, v in response.raw_headers if k.lower() != b"content-length"]
+            return out
+        return answers
 
     async def _relay_without_ext(self, request: Request, incoming: SearchInput, configured: bool) -> Response:
         """The search with `ext.dsr` taken out (the cluster refuses an ext section it does not know)."""
@@ -420,6 +541,22 @@ class DsrApp:
                             headers=self.product_headers)
 
 
+def _without_ext(entry: MsearchEntry) -> MsearchEntry:
+    """An `_msearch` entry with `ext.dsr` taken out, for the cluster (which refuses an unknown ext section)."""
+    body = dict(entry.body)
+    rest = {k: v for k, v in body.pop("ext").items() if k != "dsr"}
+    if rest:
+        body["ext"] = rest
+    lines = json.dumps(entry.header).encode() + b"\n" + json.dumps(body).encode() + b"\n"
+    return MsearchEntry(entry.header, body, lines, entry.target)
+
+
+def _answer_type(accept: str | None) -> str:
+    """The media type of an answer of dsr's own to a request that accepts `accept`."""
+    first = (accept or "").split(",")[0].strip()
+    return first if first.lower().startswith(COMPATIBLE) else JSON
+
+
 def _path_headers(response: Response, reason: str) -> Response:
     """A configured index's search the cluster answered: say so, and why it was not answered hybrid."""
     text = " ".join(reason.split()).encode("ascii", "replace").decode("ascii")[:500]
@@ -460,13 +597,18 @@ def create_app(settings: ServeSettings, *, searcher: HybridSearcher | None = Non
 
         backend = connect_backend(settings)
         index = startup_index(settings.index, getattr(backend, "resolve_index", None))
-        searcher = build_searcher(settings, backend=backend, index=index)
+        first = settings.served_entries()[0]
+        depths = SearchDefaults(term_k=first.term_k, knn_k=first.k, rerank_top=first.rerank_top, fusion=first.fusion)
+        searcher = build_searcher(settings, backend=backend, index=index, depths=depths)
     handlers = DsrApp(settings, searcher, follow)
     routes = [
         Route("/", handlers.root, methods=["GET", "HEAD"]),
         Route("/_dsr/stats", handlers.stats, methods=["GET"]),
         Route("/{index}/_search", handlers.search, methods=["GET", "POST"]),
         Route("/{index}/_search/", handlers.search, methods=["GET", "POST"]),
+        Route("/_msearch", handlers.msearch, methods=["GET", "POST"]),
+        Route("/{index}/_msearch", handlers.msearch, methods=["GET", "POST"]),
+        *workbench_routes(handlers, settings.judgments),  # the page at /_dsr/ and its API, /_dsr/api/...
         Route("/{path:path}", handlers.passthrough, methods=ALL_METHODS),
     ]
     app = Starlette(routes=routes, lifespan=handlers.lifespan)

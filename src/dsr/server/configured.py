@@ -42,6 +42,11 @@ class ConfiguredIndexes:
         self._lock = threading.Lock()
 
     @property
+    def any_hybrid(self) -> bool:
+        """Whether any entry answers plain searches hybrid (so `_msearch` bodies are worth reading)."""
+        return any(e.hybrid for e in self.entries)
+
+    @property
     def main(self) -> ServedIndex:
         return self._served[self.main_entry.name][1]
 

@@ -75,13 +75,17 @@ class Proxy:
             if chunk:
                 yield chunk
 
-    async def forward(self, request: Request, body: bytes | None = None) -> Response:
-        """Send `request` upstream (with `body` when it was already read) and relay the answer."""
+    async def forward(self, request: Request, body: bytes | None = None, *,
+                      drop_headers: tuple[str, ...] = ()) -> Response:
+        """Send `request` upstream (with `body` when it was already read) and relay the answer.
+
+        `drop_headers`: request headers left out (those that no longer describe a `body` dsr rewrote).
+        """
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
             return _error(BodyTooLarge(self.max_body_bytes))
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
-                   if k.lower() not in HOP_BY_HOP]
+                   if k.lower() not in HOP_BY_HOP and k.decode("latin-1").lower() not in drop_headers]
         content: bytes | AsyncIterator[bytes] | None
         if body is not None:
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
