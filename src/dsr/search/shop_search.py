@@ -92,6 +92,12 @@ class ShopSearchRequest:
         return value is True or value in ("true", "")
 
     @property
+    def counts_only(self) -> bool:
+        """The request shows no hits (`size` 0): aggregations and totals only."""
+        size = self.params.get("size", self.body.get("size"))
+        return size == 0 or size == "0"
+
+    @property
     def profile(self) -> bool:
         return self.body.get("profile") is True
 
@@ -130,7 +136,10 @@ class ShopSearcher:
         term_extra = {k: body[k] for k in TERM_PASS_KEYS if k in body}
         if "min_score" in body:
             term_extra["min_score"] = body["min_score"]
-        search = replace(request.search, size=0, offset=0, term_query=dict(request.query.query),
+        # a page of no hits (facet counts only, as front ends ask for each disjunctive facet) needs the
+        # candidate set and not its order: the ranker is not asked
+        rerank = request.search.rerank and not request.counts_only
+        search = replace(request.search, size=0, offset=0, rerank=rerank, term_query=dict(request.query.query),
                          neighbour_filter=(request.query.restrictions.query() if request.query.restrictions
                                            else None),
                          term_extra=term_extra or None, whole_order=True)
