@@ -30,7 +30,7 @@ TEXT_QUERY_FORMS = ("match", "multi_match", "combined_fields", "simple_query_str
 
 KNOWN_TEXT_FORMS = (*TEXT_QUERY_FORMS, "match_phrase", "match_bool_prefix", "match_phrase_prefix", "query_string")
 
-_SIMPLE_SYNTAX = re.compile(r'[+|\-*~()"]+')
+_SIMPLE_SYNTAX = re.compile(r'~\d*(?:\.\d+)?|[+|\-*()"]+')  # `~N` (fuzziness, slop) with its number
 
 
 @dataclass(frozen=True)
@@ -105,12 +105,15 @@ def _find_text(query: Any, forms: tuple[str, ...]) -> tuple[str, str, list[Mappi
 
 
 def _children(kind: str, spec: Mapping[str, Any]) -> Iterator[Any]:
-    """The sub-queries of a compound query where a shopper's text may be (never filter context)."""
+    """The sub-queries of a compound query where a shopper's text may be (never filter context, but for
+    a `constant_score`'s filter, which is that query's only clause)."""
     if kind == "bool":
         yield from _clauses(spec.get("must"))
         yield from _clauses(spec.get("should"))
     elif kind == "function_score" or kind == "script_score":
         yield spec.get("query")
+    elif kind == "constant_score":
+        yield spec.get("filter")
     elif kind == "boosting":
         yield spec.get("positive")
     elif kind == "dis_max":

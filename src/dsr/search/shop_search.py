@@ -230,22 +230,29 @@ def _rescore_hits(hits: Any, order: tuple[HybridHit, ...], by_id: Mapping[str, H
     """The final scores in place of the place-based ones, in the hits and in their inner hits.
 
     `max_score` becomes the final score of the best placed candidate that matched (the first hit of
-    the `_score` order): the cluster's maximum of the place-based scores names it.
+    the `_score` order): the cluster's maximum of the place-based scores names it. A hit shown without
+    its `_id` (`stored_fields: "_none_"`) is named by its place-based score the same way.
     """
     if not isinstance(hits, dict):
         return
     for h in _hit_list(hits):
-        placed = by_id.get(str(h.get("_id")))
+        placed = by_id.get(str(h["_id"])) if "_id" in h else _by_place(h.get("_score"), order)
         if placed is not None and h.get("_score") is not None:
             h["_score"] = placed.score
         for inner in (h.get("inner_hits") or {}).values():
             if isinstance(inner, dict):
                 _rescore_hits(inner.get("hits"), order, by_id)
-    top = hits.get("max_score")
-    if isinstance(top, int | float) and top > 0:
-        place = round(min(len(order), MAX_PLACED) - top)
-        if 0 <= place < len(order):
-            hits["max_score"] = order[place].score
+    top = _by_place(hits.get("max_score"), order)
+    if top is not None:
+        hits["max_score"] = top.score
+
+
+def _by_place(score: Any, order: tuple[HybridHit, ...]) -> HybridHit | None:
+    """The candidate a place-based score of the final pass stands for (None: not one of the placed)."""
+    if not isinstance(score, int | float) or isinstance(score, bool) or score <= 0:
+        return None
+    place = round(min(len(order), MAX_PLACED) - score)
+    return order[place] if 0 <= place < len(order) else None
 
 
 def _explain_hits(hits: Any, by_id: Mapping[str, HybridHit], term: Mapping[str, Any], result: HybridResult) -> None:

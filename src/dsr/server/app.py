@@ -194,7 +194,7 @@ class DsrApp:
                 return self._dsr_answer(request, request_error_response(e))
             if not ext.enabled:  # opted out: the shop's search without dsr's part of it
                 return await self._relay_without_ext(request, incoming, entry is not None)
-            if is_plain_dsr_request(incoming.body, incoming.params):
+            if ext.text is not None and is_plain_dsr_request(incoming.body, incoming.params):
                 response = await self.hybrid_search(request, incoming.body, incoming.params)
                 return self._dsr_answer(request, response, incoming.media)
         try:

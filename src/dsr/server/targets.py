@@ -178,9 +178,13 @@ class ServedIndex:
         return served.index, out, served.built.warning
 
     def known_index(self) -> str | None:
-        """The concrete index served now, if one has been searched yet (asks the cluster nothing)."""
+        """The concrete index served now (asks the cluster nothing): the one last searched, else the one
+        the name stood for at start."""
         current = self._current
-        return current.index if current is not None else None
+        if current is not None:
+            return current.index
+        model = self._model
+        return model.index if model is not None else None
 
     # -- which index -----------------------------------------------------------------------
     def served_index(self) -> str:
