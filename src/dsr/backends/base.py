@@ -184,7 +184,8 @@ class SearchBackend(Protocol):
     ) -> list[Hit]:
         """BM25 over the catalog's text fields; `query` replaces the default query (engine DSL).
 
-        `extra` are search body keys beside the query (`runtime_mappings`, `timeout`; engine DSL too).
+        `extra` are search body keys beside the query (`runtime_mappings`, `timeout`, `_source`: False
+        for hits without their sources; engine DSL too).
         """
         ...
 
@@ -228,7 +229,7 @@ class SearchBackend(Protocol):
 
         How vector neighbours are held to a shop's own filters: the cluster decides whether its
         filter matches a document, so any filter it understands works. `extra` are body keys the
-        query may need (`runtime_mappings`).
+        query may need (`runtime_mappings`), or `_source`: False when only the ids are needed.
         """
         ...
 

@@ -459,8 +459,8 @@ class ClusterBackend(ABC):
         # engine from skipping non-competitive documents (block-max WAND) on common terms.
         # The query first: the cluster's parse errors name a line and column of the body, and so they are
         # those of a caller's compact body that starts with the same query, as sent to the cluster directly
-        body = {"query": term_query(text, filters, query), **dict(extra or {}), "size": size,
-                "_source": self._source_filter(index), "track_total_hits": False}
+        body = {"query": term_query(text, filters, query), "size": size, "_source": self._source_filter(index),
+                "track_total_hits": False, **dict(extra or {})}
         with self._translated_errors(f"search {index}"):
             return self._hits(self.client.search(index=index, body=body))
 
@@ -510,9 +510,9 @@ class ClusterBackend(ABC):
         unique = list(dict.fromkeys(str(i) for i in ids))
         if not unique:
             return {}
-        body = {**dict(extra or {}),
-                "query": {"bool": {"filter": [{"ids": {"values": unique}}, dict(query)]}},
-                "size": len(unique), "_source": self._source_filter(index), "track_total_hits": False}
+        body = {"query": {"bool": {"filter": [{"ids": {"values": unique}}, dict(query)]}},
+                "size": len(unique), "_source": self._source_filter(index), "track_total_hits": False,
+                **dict(extra or {})}
         with self._translated_errors(f"filter neighbours in {index}"):
             response = self.client.search(index=index, body=body)
         return {h.id: dict(h.source) for h in self._hits(response)}

@@ -42,7 +42,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -166,6 +166,8 @@ class HybridSearcher:
         timings = Timings("mget")
         plan = self.plan(request)
         req = plan.request
+        if plan.bare:  # ids and scores are all the cluster need return
+            req = replace(req, term_extra={**(req.term_extra or {}), "_source": False})
         backend = self.backend if req.caller is None else self.backend.for_caller(req.caller)
         term_side = self._term.on(backend)
         vector_side = self._vector.on(backend) if self._vector is not None else None

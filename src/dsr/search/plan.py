@@ -36,6 +36,9 @@ class Plan:
             the ranker then reads only what the cluster returned to the caller.
         restricted: the search has a caller's rights on a cluster that may keep documents from them.
         prefetch: how many of the first neighbours get their sources while the term search runs.
+        bare: no stage needs a source (the whole order is asked for and no page: a shop's search,
+            whose final pass the cluster shows; the ranker, if it runs, reads item records), so the
+            term search and the cluster's neighbour filter return ids and scores only.
     """
 
     request: SearchRequest
@@ -51,6 +54,7 @@ class Plan:
     prefetch: int
     restricted: bool = False
     cluster_filter: bool = False
+    bare: bool = False
 
 
 def plan_search(request: SearchRequest, defaults: SearchDefaults, *, vectors: VectorReader | None,
@@ -71,22 +75,23 @@ def plan_search(request: SearchRequest, defaults: SearchDefaults, *, vectors: Ve
     vector = vectors is not None and knn_k > 0 and has_text
     rerank = request.rerank and ranker and rerank_top > 0
     cluster_filter = vector and request.neighbour_filter is not None
-    filtering = bool(request.filters) or cluster_filter
     filter_neighbours = vector and bool(request.filters) and vectors is not None and not vectors.applies_filters
-    # with filters every neighbour's source is fetched for the filter anyway, so records save nothing.
+    # with dsr's filters every neighbour's source is fetched for the filter anyway, so records save
+    # nothing; the cluster's neighbour filter (a shop's own restrictions) needs no sources, so they do.
     # A restricted search never ranks on records: they hold every item and every field, whatever the
     # caller may read, and a hidden item (or field, under field level security) would shape the order
     # of the page. Its neighbours reach the ranker only as the sources the cluster returned with the
     # caller's rights: a neighbour the caller may not read is not returned, and is dropped as a gone
     # one is. (Confirming the ids first and ranking on records would keep the fields hidden from the
     # caller in play; the early mget costs little more, as it runs while the term search does.)
-    from_records = rerank and records and not filtering and not restricted
+    from_records = rerank and records and not request.filters and not restricted
     return Plan(
         request=request, term_k=term_k, knn_k=knn_k, rerank_top=rerank_top,
         fusion=request.fusion or defaults.fusion, term=term, vector=vector, rerank=rerank,
         filter_neighbours=filter_neighbours, records=from_records, restricted=restricted,
         cluster_filter=cluster_filter,
-        # the cluster's filter returns the sources of the neighbours that pass it
+        bare=request.whole_order and request.size == 0 and not request.filters and (not rerank or from_records),
+        # the cluster's filter returns the sources of the neighbours that pass it (unless none are needed)
         prefetch=0 if cluster_filter else _prefetch(vector, filter_neighbours, rerank and not from_records,
                                                      rerank_top, request.page_end),
     )

@@ -58,9 +58,10 @@ def shop_search_request(body: Mapping[str, Any], params: Mapping[str, str], limi
     shop_query = read_shop_query(query, forms)
     text = ext.text if ext is not None and ext.text is not None else shop_query.text
     if text is None:
-        raise refuse(f"no shopper's text in the query (looked for {', '.join(forms)}, at the top, in bool "
-                     "must/should and in function_score, constant_score, boosting and dis_max queries)"
-                     + ("; give it in [ext.dsr.text]" if ext is not None else ""))
+        where = (f"looked for {', '.join(forms)}, at the top, in bool must/should and in function_score, "
+                 "constant_score, boosting and dis_max queries")
+        raise (RequestError(f"[ext.dsr.text] is required: the query holds no shopper's text ({where})")
+               if ext is not None else NotHybrid(f"no shopper's text in the query ({where})"))
     try:
         text = check_text(text, limits, "ext.dsr.text" if ext is not None and ext.text is not None else "query")
     except RequestError as e:
