@@ -15,10 +15,22 @@ from dsr.settings import ConnectionSettings
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where models and indexes go (default: <data-dir>/demo).")
+@click.option("--serve", is_flag=True, help="Then serve the demo shop and its relevance workbench until Ctrl-C.")
+@click.option("--port", type=click.IntRange(0, 65535), default=9400, show_default=True,
+              help="Port of --serve (on 127.0.0.1).")
 @click.pass_obj
-def demo(settings: ConnectionSettings, items: int, sessions: int, seed: int, out: Path | None) -> None:
+def demo(settings: ConnectionSettings, items: int, sessions: int, seed: int, out: Path | None, serve: bool,
+         port: int) -> None:
     """Generate a catalog and click logs, train, ingest, and show BM25 vs hybrid vs hybrid + re-rank."""
-    from dsr.jobs.demo import run_demo
+    from dsr.jobs.demo import run_demo, serve_settings
 
-    run_demo(out or Path(settings.data_dir) / "demo", n_items=items, n_sessions=sessions, seed=seed,
-             echo=click.echo)
+    out = out or Path(settings.data_dir) / "demo"
+    run_demo(out, n_items=items, n_sessions=sessions, seed=seed, echo=click.echo)
+    if serve:
+        import uvicorn
+
+        from dsr.server import create_app
+
+        click.echo(f"\nserving the demo shop: http://127.0.0.1:{port}/_dsr/ (Ctrl-C stops)")
+        uvicorn.run(create_app(serve_settings(out, port=port)), host="127.0.0.1", port=port, access_log=False,
+                    log_level="warning", server_header=False, date_header=False)

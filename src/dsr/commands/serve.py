@@ -132,6 +132,7 @@ def serve(conn: ConnectionSettings, **opts: Any) -> None:
     target = "embedded index" if settings.embedded else "cluster"
     served = ", ".join(f"{e.name} ({'hybrid' if e.hybrid else 'ext.dsr'})" for e in settings.served_entries())
     click.echo(f"dsr serve: http://{settings.host}:{settings.port} -> {target}, serving {served}", err=True)
+    click.echo(f"relevance workbench: http://{settings.host}:{settings.port}/_dsr/", err=True)
     # no access log: URLs may carry credentials in query strings; we never log headers either
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_level="warning",
                 server_header=False, date_header=False)

@@ -16,12 +16,14 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from dsr.logs.synthetic import SyntheticWorld, make_world, simulate_sessions
 
 INDEX = "demo-products"
+WORKBENCH_PORT = 9400
 Echo = Callable[[str], None]
 
 
@@ -29,6 +31,31 @@ def _write_catalog(world: SyntheticWorld, path: Path) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         for row in world.catalog:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _write_judgments(world: SyntheticWorld, path: Path) -> None:
+    """The simulator's true grades of every query's relevant items, as `dsr eval` and the workbench read them."""
+    from dsr.server.workbench.judgments import judgments_tsv
+
+    rows = ((q.text, item_id, float(g)) for q in world.queries for item_id, g in sorted(q.relevant.items()))
+    path.write_text(judgments_tsv(rows), encoding="utf-8")
+
+
+def serve_settings(out: Path, *, host: str = "127.0.0.1", port: int = WORKBENCH_PORT) -> Any:
+    """`dsr serve` of the demo shop in `out`: its embedded index, models, sidecar and judgments."""
+    from dsr.server.settings import ServeSettings
+    from dsr.settings import ConnectionSettings
+
+    return ServeSettings(ConnectionSettings(engine_url="embedded", data_dir=out), index=INDEX,
+                         model=str(out / "model"), ranker_dir=out / "ranker", sidecar=str(out / "sidecar"),
+                         judgments=out / "judgments.tsv", host=host, port=port)
+
+
+def serve_command(out: Path, port: int = WORKBENCH_PORT) -> str:
+    """The command line that serves the demo shop and its relevance workbench."""
+    return (f"dsr --engine embedded --data-dir {out} serve --index {INDEX} --model {out / 'model'} "
+            f"--ranker {out / 'ranker'} --sidecar {out / 'sidecar'} --judgments {out / 'judgments.tsv'} "
+            f"--port {port}")
 
 
 def _ndcg10(world: SyntheticWorld, query: str, ids: Sequence[str]) -> float:
@@ -67,6 +94,7 @@ def run_demo(out: Path, *, n_items: int = 2000, n_sessions: int = 8000, seed: in
     world = make_world(n_items=n_items, n_queries=200, n_users=200, seed=seed)
     catalog_path, logs_path = out / "catalog.jsonl", out / "sessions.jsonl"
     _write_catalog(world, catalog_path)
+    _write_judgments(world, out / "judgments.tsv")
     sessions = simulate_sessions(world, n_sessions, seed=seed)
     write_sessions_jsonl(sessions, logs_path)
     no_overlap = [q for q in world.queries if q.no_overlap]
@@ -122,6 +150,10 @@ def run_demo(out: Path, *, n_items: int = 2000, n_sessions: int = 8000, seed: in
         echo(f"  {name:<14} {summary['all'][name]:.3f} / {summary['no_overlap'][name]:.3f}")
     echo(f"\ndone in {time.perf_counter() - started:.0f}s; models, sidecar and index are in {out}")
     echo("grades: *** highly relevant, ** relevant, * somewhat, - not relevant")
+    echo(f"\nrelevance workbench of this shop (the simulator's grades loaded as judgments): "
+         f"http://127.0.0.1:{WORKBENCH_PORT}/_dsr/")
+    echo(f"  served by: {serve_command(out)}")
+    echo("  (or `dsr demo --serve`: the demo, then the workbench until Ctrl-C)")
     return summary
 
 

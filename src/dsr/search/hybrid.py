@@ -187,7 +187,7 @@ class HybridSearcher:
         sources.fetch([h.id for h in vector.hits[:plan.prefetch]])
         passed: set[str] | None = None
         if plan.cluster_filter and req.neighbour_filter is not None:
-            passed = sources.matching([h.id for h in vector.hits], req.neighbour_filter, req.term_extra)
+            passed = sources.matching([h.id for h in vector.hits], req.neighbour_filter, _filter_extra(req.term_extra))
         term_hits = term_future.result() if term_future is not None else []
         sources.add(term_hits)
 
@@ -292,6 +292,12 @@ class HybridSearcher:
 
     def _clean(self, source: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in source.items() if k != self.embedding_field}
+
+
+def _filter_extra(term_extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The term search's body keys the neighbour filter carries too: not `min_score`, which would drop every
+    neighbour (a filter scores nothing)."""
+    return {k: v for k, v in (term_extra or {}).items() if k != "min_score"}
 
 
 def _page_of(head: list[Ranked], tail: list[Fused], start: int, end: int) -> list[Ranked]:

@@ -43,7 +43,7 @@ more than 1,024 clauses by default). Candidates beyond them still match, with sc
 RELAYED_BODY_KEYS = frozenset({
     "size", "from", "sort", "search_after", "aggs", "aggregations", "post_filter", "highlight", "collapse",
     "_source", "fields", "docvalue_fields", "stored_fields", "script_fields", "track_total_hits", "track_scores",
-    "version", "seq_no_primary_term", "stats", "suggest", "timeout", "runtime_mappings", "indices_boost",
+    "version", "seq_no_primary_term", "stats", "suggest", "timeout", "runtime_mappings",
     "profile", "explain", "query", "ext", "min_score",
 })
 """The body keys a hybrid answer honours: relayed to the final pass, or handled by dsr (`query`, `ext`,
@@ -60,6 +60,7 @@ REFUSED_BODY_KEYS = {
     "pit": "a point in time search is not on an index",
     "slice": "a sliced search is for scrolling through everything, not for ranked pages",
     "terminate_after": "it would count and aggregate only part of the candidates",
+    "indices_boost": "it scales scores per index, and a hybrid search runs on one index",
 }
 
 RELAYED_PARAMS = frozenset({

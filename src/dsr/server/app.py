@@ -184,7 +184,7 @@ class DsrApp:
                                       "the embedded backend answers only searches with an ext.dsr object "
                                       "(there is no cluster to pass other requests to)")
             response = await self.proxy.forward(request, body)
-            return _path_headers(response, "the body is not JSON dsr reads") if entry is not None else response
+            return _path_headers(response, "the body is not JSON dsr reads") if plain else response
         ext: ExtOptions | None = None
         if incoming.has_ext:
             try:
@@ -231,16 +231,18 @@ class DsrApp:
         answers: list[dict[str, Any] | None] = [None] * len(entries)
         hybrid: dict[int, tuple[str, ShopSearchRequest, bool]] = {}
         plain: list[int] = []
+        rewritten = False  # an entry's ext.dsr was taken out (it opted out)
         for i, entry in enumerate(entries):
             decided = self._msearch_entry(entry, url_params)
             if isinstance(decided, dict):
                 answers[i] = decided
             elif isinstance(decided, MsearchEntry):
+                rewritten = rewritten or decided is not entry
                 entries[i] = decided
                 plain.append(i)
             else:
                 hybrid[i] = decided
-        if not hybrid and all(a is None for a in answers):
+        if not hybrid and not rewritten and all(a is None for a in answers):
             return await self.proxy.forward(request, body)  # every entry is the cluster's: as it came
         started = time.perf_counter()
         cluster = self._msearch_cluster_part(request, [entries[i] for i in plain])
@@ -271,8 +273,10 @@ class DsrApp:
             if entry.target is None or not entry.hybrid_header:
                 raise RequestError("a hybrid search in _msearch names one index and no header keys but "
                                    f"{sorted(HYBRID_HEADER_KEYS)}")
-            check_body(entry.body, self.settings.limits)
-            ext = parse_ext_options(entry.body["ext"]["dsr"], self.settings.limits) if has_ext else None
+            ext = None
+            if has_ext:  # a plain entry's body is checked as a plain search's is (shop_search_request)
+                check_body(entry.body, self.settings.limits)
+                ext = parse_ext_options(entry.body["ext"]["dsr"], self.settings.limits)
             if ext is not None and not ext.enabled:
                 return _without_ext(entry)
             shop = shop_search_request(entry.body, {**url_params, **entry.params}, self.settings.limits,
