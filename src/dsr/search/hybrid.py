@@ -61,7 +61,7 @@ from dsr.search.result import TERM, VECTOR, VECTOR_NONE, HybridHit, HybridResult
 from dsr.search.sources import Sources
 from dsr.search.term import TermSide
 from dsr.search.timings import Timings
-from dsr.search.vector import VectorOutcome, VectorSide
+from dsr.search.vector import CLUSTER_FILTER_FIRST, VectorOutcome, VectorSide
 from dsr.sidecar.base import VectorReader
 from dsr.sidecar.items import ItemRecords
 
@@ -187,7 +187,7 @@ class HybridSearcher:
         sources.fetch([h.id for h in vector.hits[:plan.prefetch]])
         passed: set[str] | None = None
         if plan.cluster_filter and req.neighbour_filter is not None:
-            passed = sources.matching([h.id for h in vector.hits], req.neighbour_filter, _filter_extra(req.term_extra))
+            passed, vector = self._filtered_by_cluster(req, plan, vector, vector_side, sources, timings)
         term_hits = term_future.result() if term_future is not None else []
         sources.add(term_hits)
 
@@ -204,6 +204,26 @@ class HybridSearcher:
                             reranked=ranking.reranked, fusion=plan.fusion,
                             degraded=vector.warning is not None or ranking.warning is not None,
                             warnings=warnings, timings_ms=timings.as_dict(), order=order)
+
+    def _filtered_by_cluster(self, req: SearchRequest, plan: Plan, vector: VectorOutcome,
+                             vector_side: VectorSide | None, sources: Sources,
+                             timings: Timings) -> tuple[set[str], VectorOutcome]:
+        """The neighbours the cluster says pass the shop's restrictions, in at most two rounds: the first
+        ones found, then (when fewer than `knn_k` pass and the source may hold more) the full over-fetch."""
+        assert req.neighbour_filter is not None
+        extra = _filter_extra(req.term_extra)
+        asked = [h.id for h in vector.hits]
+        passed = sources.matching(asked, req.neighbour_filter, extra)
+        if (len(passed) >= plan.knn_k or vector_side is None or vector.query is None
+                or len(asked) < plan.knn_k * CLUSTER_FILTER_FIRST or vector_side.overfetch <= CLUSTER_FILTER_FIRST):
+            return passed, vector
+        wider = vector_side.wider(vector.query, plan.knn_k, timings)
+        if wider is None:
+            return passed, vector
+        seen = set(asked)
+        sources.add(wider)
+        passed |= sources.matching([h.id for h in wider if h.id not in seen], req.neighbour_filter, extra)
+        return passed, replace(vector, hits=wider)
 
     def _usable(self, hits: list[Hit], plan: Plan, sources: Sources, passed: set[str] | None) -> list[Hit]:
         """The neighbours that go into fusion: not gone from the index, passing the filters, at most knn_k."""

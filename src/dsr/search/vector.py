@@ -23,6 +23,11 @@ from dsr.sidecar.base import VectorReader
 
 log = logging.getLogger(__name__)
 
+CLUSTER_FILTER_FIRST = 2
+"""Neighbours asked per wanted one when the cluster filters them (a shop's restrictions): most shop
+filters keep most items, so a first round of twice as many usually suffices; `VectorSide.wider` asks
+for the full over-fetch when it does not."""
+
 
 @dataclass(frozen=True)
 class VectorOutcome:
@@ -56,8 +61,9 @@ class VectorSide:
                 if self.source.applies_filters and request.neighbour_filter is None:
                     found = self.source.neighbours(query, k, request.filters)
                 else:
-                    filtered = request.filters or request.neighbour_filter is not None
-                    found = self.source.neighbours(query, k * self.overfetch if filtered else k)
+                    per = (min(CLUSTER_FILTER_FIRST, self.overfetch) if request.neighbour_filter is not None
+                           else self.overfetch if request.filters else 1)
+                    found = self.source.neighbours(query, k * per)
         except (DsrError, OSError, RuntimeError, ValueError) as e:
             log.warning("vector search (%s) failed, answering term-only: %s", self.source.origin, e)
             return VectorOutcome([], warning=f"vector search unavailable ({type(e).__name__}: {e}); "
@@ -65,6 +71,18 @@ class VectorSide:
         hits = [Hit(doc_id, score, found.sources.get(doc_id, {}))
                 for doc_id, score in zip(found.ids, found.scores, strict=True)]
         return VectorOutcome(hits, query)
+
+    def wider(self, query: np.ndarray, k: int, timings: Timings) -> list[Hit] | None:
+        """The `k * overfetch` nearest neighbours of `query`, for a second round of the cluster's filter;
+        None (logged) if the source fails now."""
+        try:
+            with timings.stage("vector"):
+                found = self.source.neighbours(query, k * self.overfetch)
+        except (DsrError, OSError, RuntimeError, ValueError) as e:
+            log.warning("vector search (%s) failed on its second round: %s", self.source.origin, e)
+            return None
+        return [Hit(doc_id, score, found.sources.get(doc_id, {}))
+                for doc_id, score in zip(found.ids, found.scores, strict=True)]
 
     def similarities(self, query: np.ndarray, ids: list[str]) -> dict[str, float]:
         """The DSR similarity of hits the vector side did not return; none (logged) if the source fails."""
