@@ -173,3 +173,21 @@ def test_pass_through_requests_keep_the_callers_credentials(served, cluster):
     r = httpx.get(f"{served.url}/{served.index}/_count", headers=headers, timeout=30)
     assert r.status_code == 200 and r.json()["count"] == len(cluster.acme)
     assert httpx.get(f"{served.url}/{served.index}/_count", timeout=30).status_code == 401
+
+
+def test_a_shops_own_request_answered_hybrid_shows_and_counts_only_what_the_caller_may_read(served, cluster):
+    headers = {"Authorization": basic_auth_header("bob", PASSWORD)}
+    body = {"query": {"bool": {"must": [{"match": {"title": "red sneakers"}}],
+                               "filter": [{"range": {"price": {"gte": 0}}}]}},
+            "aggs": {"brands": {"terms": {"field": "brand"}}}, "highlight": {"fields": {"title": {}}},
+            "size": 30, "ext": {"dsr": {"k": 30, "term_k": 30}}}
+    r = httpx.post(f"{served.url}/{served.index}/_search", json=body, headers=headers, timeout=60)
+    assert r.status_code == 200, r.text[:500]
+    assert r.headers["x-dsr-path"] == "hybrid"
+    out = r.json()
+    assert out["hits"]["hits"] and {h["_id"] for h in out["hits"]["hits"]} <= cluster.acme
+    assert [b["key"] for b in out["aggregations"]["brands"]["buckets"]] == ["acme"]  # facets count bob's only
+    assert out["hits"]["total"]["value"] == out["aggregations"]["brands"]["buckets"][0]["doc_count"]
+    assert served.ranker.brands <= {"acme"}  # no record of a hidden document reached the ranker
+    anonymous = httpx.post(f"{served.url}/{served.index}/_search", json=body, timeout=60)
+    assert anonymous.status_code == 401
