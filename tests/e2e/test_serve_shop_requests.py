@@ -279,6 +279,24 @@ def test_score_order_is_the_hybrid_final_order(shop):
     assert ids(shop.hybrid({"query": TEXT, "size": 10})) == ids(unsorted)[:10]  # page 1 is stable
 
 
+def test_a_page_in_score_order_is_the_same_answer_as_the_one_pass_over_every_candidate(shop):
+    # without a sort, collapse or post_filter the page is known before the cluster is asked, and the
+    # final pass is split in a counting request and the page's; `sort: ["_score"]` takes the one pass
+    body = {"query": TEXT, "aggs": FACETS, "highlight": {"fields": {"title": {}}}, "_source": ["title", "price"],
+            "from": 3, "size": 7}
+    split = shop.hybrid(body)
+    one_pass = shop.hybrid({**body, "sort": ["_score"]})
+    assert ids(split) == ids(one_pass) and len(ids(split)) == 7
+    assert by_id(split, "_score") == by_id(one_pass, "_score")
+    assert by_id(split, "highlight") == by_id(one_pass, "highlight")
+    assert by_id(split, "_source") == by_id(one_pass, "_source")
+    assert split["aggregations"] == one_pass["aggregations"]
+    assert split["hits"]["total"] == one_pass["hits"]["total"]
+    assert split["hits"]["max_score"] == one_pass["hits"]["max_score"]
+    facets_only = shop.hybrid({**body, "size": 0})
+    assert facets_only["hits"]["hits"] == [] and facets_only["aggregations"] == split["aggregations"]
+
+
 # -- pages and totals -------------------------------------------------------------------------------------------
 
 def pages(shop: Shop, body: Mapping[str, Any], size: int) -> tuple[list[list[str]], Any]:

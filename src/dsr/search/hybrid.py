@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -66,6 +66,7 @@ from dsr.sidecar.base import VectorReader
 from dsr.sidecar.items import ItemRecords
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,10 @@ class HybridSearcher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+
+    def background(self, call: Callable[..., T], *args: Any) -> Future[T]:
+        """`call(*args)` on the searcher's own threads (a request of a search that runs while another does)."""
+        return self._pool.submit(call, *args)
 
     def search(self, text: str, **options: Any) -> list[HybridHit]:
         """The page of hits for `text`; `options` are `SearchRequest`'s. `run` also says what the pipeline did."""

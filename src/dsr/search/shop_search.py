@@ -149,10 +149,19 @@ class ShopSearcher:
         index = self.searcher.index
         params = {k: v for k, v in request.params.items() if k in RELAYED_PARAMS}
         final_started = time.perf_counter()
-        response = backend.raw_search(index, final_body(body, result.order, request.query), params)
-        final_ms = (time.perf_counter() - final_started) * 1000.0
+        page = _page_bounds(request)
         by_id = {h.id: h for h in result.order}
-        _rescore_hits(response.get("hits"), result.order, by_id)
+        if page is not None:  # the cluster's work split in two requests at once, neither scoring by place
+            counts_body, page_body = split_bodies(body, result.order, request.query, *page)
+            page_params = {k: v for k, v in params.items() if k not in ("size", "from")}
+            shown = (self.searcher.background(backend.raw_search, index, page_body, page_params)
+                     if page[1] else None)
+            response = backend.raw_search(index, counts_body, page_params)
+            _merge_page(response, shown.result() if shown is not None else {}, result.order, page[1])
+        else:
+            response = backend.raw_search(index, final_body(body, result.order, request.query), params)
+            _rescore_hits(response.get("hits"), result.order, by_id)
+        final_ms = (time.perf_counter() - final_started) * 1000.0
         if request.explain:
             explanations = self._term_explanations(backend, request, response)
             _explain_hits(response.get("hits"), by_id, explanations, result)
@@ -199,6 +208,74 @@ def candidates_query(order: tuple[HybridHit, ...], shop_query: ShopQuery) -> dic
     if should:
         clause["should"] = should
     return {"bool": clause}
+
+
+SPLIT_BLOCKERS = frozenset({"sort", "search_after", "collapse", "post_filter", "track_scores", "stored_fields",
+                            "profile"})
+"""Body keys whose hits only a final pass over every candidate, scored by place, can show (and `profile`,
+which shows the cluster's profile of that one request)."""
+COUNT_KEYS = ("aggs", "aggregations", "suggest", "track_total_hits", "timeout", "runtime_mappings", "stats")
+"""The keys of the counting request of a split final pass (the rest are the page's)."""
+PAGE_KEYS = ("highlight", "_source", "fields", "docvalue_fields", "script_fields", "version", "seq_no_primary_term",
+             "timeout", "runtime_mappings")
+PAGE_MARGIN = 10  # candidates asked beyond the page, in case some are gone from the index
+
+
+def _page_bounds(request: ShopSearchRequest) -> tuple[int, int] | None:
+    """`(from, size)` when the final pass can be split (hits in the final order, nothing that needs every
+    candidate scored), else None."""
+    body, params = request.body, request.params
+    if any(key in body for key in SPLIT_BLOCKERS) or any(k in params for k in ("sort", "stored_fields")):
+        return None
+    try:
+        start = int(params.get("from", body.get("from", 0)))
+        size = int(params.get("size", body.get("size", 10)))
+    except (TypeError, ValueError):
+        return None  # the cluster says what is wrong with them
+    return (start, size) if start >= 0 and size >= 0 else None
+
+
+def split_bodies(body: Mapping[str, Any], order: tuple[HybridHit, ...], shop_query: ShopQuery, start: int,
+                 size: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The final pass as two requests: the counting one (aggregations, totals, suggestions over every
+    candidate, no hits) and the page (the page's candidates with the shop's highlight and fields).
+
+    When the order is by `_score` and no key needs every candidate scored, the page is known before
+    the cluster is asked: scoring every candidate by its place (one clause each) is the dearest part of
+    the one-request final pass, and here neither request needs it.
+    """
+    counts: dict[str, Any] = {"query": {"bool": {"filter": [{"ids": {"values": [h.id for h in order]}}]}}, "size": 0}
+    page_ids = {h.id for h in order[start:start + size + PAGE_MARGIN]} if size else set()
+    shown: dict[str, Any] = {"query": candidates_query(tuple(h for h in order if h.id in page_ids), shop_query),
+                             "size": len(page_ids), "track_total_hits": False}
+    for key, value in body.items():
+        if key in COUNT_KEYS:
+            counts[key] = value
+        if key in PAGE_KEYS:
+            shown[key] = value
+        if key == "ext" and isinstance(value, Mapping):
+            rest = {k: v for k, v in value.items() if k != "dsr"}
+            if rest:
+                counts["ext"] = shown["ext"] = rest
+    highlight = shown.get("highlight")
+    if isinstance(highlight, Mapping) and "highlight_query" not in highlight:
+        shown["highlight"] = {**highlight, "highlight_query": dict(shop_query.query)}
+    return counts, shown
+
+
+def _merge_page(response: dict[str, Any], page: Mapping[str, Any], order: tuple[HybridHit, ...], size: int) -> None:
+    """The counting answer with the page's hits in it, in the final order, with the final scores."""
+    place = {h.id: i for i, h in enumerate(order)}
+    found = sorted((h for h in _hit_list(page.get("hits")) if str(h.get("_id")) in place),
+                   key=lambda h: place[str(h["_id"])])
+    hits = response.setdefault("hits", {})
+    total = hits.get("total")
+    count = total.get("value") if isinstance(total, Mapping) else total
+    hits["hits"] = found[:size]
+    for h in hits["hits"]:
+        h["_score"] = order[place[str(h["_id"])]].score
+    hits["max_score"] = order[0].score if order and (count or hits["hits"]) else None
+    response["timed_out"] = bool(response.get("timed_out")) or bool(page.get("timed_out"))
 
 
 def final_body(body: Mapping[str, Any], order: tuple[HybridHit, ...], shop_query: ShopQuery) -> dict[str, Any]:
