@@ -11,6 +11,8 @@ import them only when asked, so a CPU-only install never needs CUDA libraries to
 
 from __future__ import annotations
 
+import contextlib
+import os
 import warnings
 from typing import TYPE_CHECKING
 
@@ -20,6 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 FAISS_DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_THREAD_CAP = 2
+"""Training threads by default: more cores help an idle machine little and stall a shared one."""
 
 
 def faiss_gpu_count() -> int:
@@ -74,3 +78,56 @@ def resolve_device(device: str | torch.device | None = None, *, faiss: bool = Fa
         warnings.warn(f"device {name!r} requested but CUDA is not available ({hint}); using the CPU", stacklevel=2)
         return "cpu"
     return name
+
+
+def physical_cores() -> int:
+    """Cores this process may run on, each physical core counted once (its hyper-threads share it)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        usable = os.cpu_count() or 1
+    cores: set[tuple[str, str]] = set()
+    physical = core = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "physical id":
+                    physical = value.strip()
+                elif key.strip() == "core id":
+                    core = value.strip()
+                    cores.add((physical, core))
+    except OSError:  # pragma: no cover - no /proc
+        pass
+    return max(1, min(usable, len(cores) or usable))
+
+
+def default_threads(cap: int = DEFAULT_THREAD_CAP) -> int:
+    """CPU threads a training command uses unless told otherwise: the physical cores, at most `cap`.
+
+    A trainer that takes every core makes each of its steps wait for the slowest of them, and on a
+    machine shared with other work one busy core stalls it; two threads keep most of the speed-up.
+    """
+    return max(1, min(physical_cores(), cap))
+
+
+def use_threads(threads: int) -> None:
+    """Run torch (intra- and inter-op) and faiss (OpenMP) on `threads` CPU threads from now on.
+
+    torch lets the inter-op pool be sized once, before any parallel work; later calls keep the size
+    it has. Calling again with the same count changes nothing, so every stage of a run may call it.
+    """
+    import torch
+
+    if threads < 1:
+        raise UsageError(f"threads must be >= 1, got {threads}")
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    if torch.get_num_interop_threads() != threads:
+        with contextlib.suppress(RuntimeError):  # already sized: torch allows it only once
+            torch.set_num_interop_threads(threads)
+    try:
+        import faiss
+    except ImportError:  # pragma: no cover - faiss-cpu is a hard dependency
+        return
+    faiss.omp_set_num_threads(threads)

@@ -1,10 +1,15 @@
 """The training schedule every dsr trainer shares, and the optimisation step of the transformer fine-tunings.
 
 A `TrainSchedule` says how long and how fast a model trains and when it stops: epochs, batch size,
-learning rate, weight decay, warm-up, early-stopping patience, seed, CPU threads and progress bars.
+learning rate, weight decay, warm-up, early-stopping patience, a deadline, seed, CPU threads and
+progress bars.
 Each trainer's config holds one plus only what is its own (a loss, a tower shape), so one schedule
 object can drive the two towers, the backbone tuning, the Siamese ranker, the cross-encoder teacher
 and the distilled student, and a command maps its options onto it in one place.
+
+A deadline (a `time.monotonic()` reading) lets a run with a time budget stop a trainer part-way:
+the trainer ends at its next step after the deadline and keeps what it has learnt (the best
+validated state, where it validates), so a budget costs quality, never the run.
 
 The transformer fine-tunings (the DSR backbone, the cross-encoder teacher) warm the learning rate up
 linearly and then decay it linearly to zero, with gradients clipped to norm 1: the usual recipe that
@@ -15,6 +20,7 @@ curve is transformers' own `get_linear_schedule_with_warmup`.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -42,6 +48,7 @@ class TrainSchedule:
     seed: int = 0
     threads: int | None = None  # torch CPU threads (None: leave torch's own setting)
     progress: bool = True
+    deadline: float | None = None  # time.monotonic() at which training stops early (None: no limit)
 
     def __post_init__(self) -> None:
         problems = [
@@ -65,6 +72,17 @@ class TrainSchedule:
     def updated(self, config: Mapping[str, Any]) -> TrainSchedule:
         """This schedule with the fields that `config` (a serialised trainer config) names."""
         return self.replace(**{k: config[k] for k in SCHEDULE_FIELDS if k in config})
+
+    def within(self, seconds: float | None) -> TrainSchedule:
+        """This schedule stopping `seconds` from now (unchanged for None); an earlier deadline stays."""
+        if seconds is None:
+            return self
+        deadline = time.monotonic() + max(0.0, seconds)
+        return self.replace(deadline=deadline if self.deadline is None else min(deadline, self.deadline))
+
+    def out_of_time(self) -> bool:
+        """Whether the deadline has passed: a trainer checks it after each step."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
     def whole_epochs(self, trainer: str) -> int:
         """`epochs` as a count, for a trainer that runs whole passes over its data."""

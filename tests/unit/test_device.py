@@ -73,3 +73,23 @@ def test_importing_the_module_needs_neither_torch_nor_faiss() -> None:
             "print(int('torch' in sys.modules), int('faiss' in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["0", "0"]
+
+
+def test_training_threads_default_to_the_physical_cores_but_at_most_two() -> None:
+    assert 1 <= device.default_threads() <= min(2, device.physical_cores())
+    assert device.default_threads(cap=1) == 1
+
+
+def test_threads_are_set_for_torch_and_setting_them_again_changes_nothing() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        device.use_threads(1)
+        assert torch.get_num_threads() == 1
+        device.use_threads(1)  # the inter-op pool can be sized once; a second call must not fail
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(UsageError, match="threads must be >= 1"):
+        device.use_threads(0)

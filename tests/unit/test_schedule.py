@@ -14,10 +14,12 @@ from dsr.commands.distill import student_config, train_command
 from dsr.commands.train import backbone_config, retrieval, two_tower_config
 from dsr.commands.train_ranker import ranker, siamese_config
 from dsr.commands.train_teacher import teacher, teacher_config
+from dsr.device import default_threads
 from dsr.encoders.backbone_tuning import BACKBONE_SCHEDULE, BackboneTuneConfig, tune_backbone
 from dsr.encoders.model import TwoTowerModel
 from dsr.encoders.trainer import TWO_TOWER_SCHEDULE, TrainConfig, train_two_tower
 from dsr.errors import InputError, UsageError
+from dsr.jobs.recipe import TUNED_TOWERS
 from dsr.logs.synthetic import make_world, simulate_sessions
 from dsr.logs.triples import TripleConfig, build_triples
 from dsr.reranker.distill import (
@@ -157,23 +159,27 @@ def _defaults(command) -> dict:
     return {p.name: p.default for p in command.params}
 
 
-def test_dsr_train_retrieval_defaults_are_the_two_tower_and_backbone_defaults():
+def test_dsr_train_retrieval_defaults_are_the_winning_recipe_on_the_trainers_schedules():
     d = _defaults(retrieval)
+    assert (d["backbone"], d["tune_backbone"], d["hidden"]) == ("minilm", True, "256")
     train = two_tower_config(**{k: d[k] for k in ("epochs", "batch_size", "lr", "loss", "margin", "in_batch",
                                                   "seed", "threads", "progress")})
-    assert train == TrainConfig()
+    threads = default_threads()
+    assert train == TrainConfig(TWO_TOWER_SCHEDULE.replace(epochs=TUNED_TOWERS.epochs, lr=TUNED_TOWERS.lr,
+                                                           threads=threads), loss=TUNED_TOWERS.loss)
     tune = backbone_config(epochs=d["backbone_epochs"], lr=d["backbone_lr"], batch_size=d["backbone_batch_size"],
                            seed=d["seed"], threads=d["threads"], progress=d["progress"])
-    assert tune == BackboneTuneConfig(BACKBONE_SCHEDULE.replace(threads=1))  # --threads covers the tuning too
+    # --threads covers the tuning too
+    assert tune == BackboneTuneConfig(BACKBONE_SCHEDULE.replace(epochs=TUNED_TOWERS.backbone_epochs, threads=threads))
     assert two_tower_config(**{**{k: d[k] for k in ("epochs", "batch_size", "lr", "loss", "margin", "in_batch",
                                                      "seed", "progress")}, "threads": 0}).schedule.threads is None
 
 
-def test_dsr_train_ranker_defaults_are_the_ranker_schedule():
+def test_dsr_train_ranker_defaults_are_the_ranker_schedule_on_the_default_threads():
     d = _defaults(ranker)
     cfg = siamese_config(**{k: d[k] for k in ("feature_set", "epochs", "patience", "batch_size", "lr", "seed",
                                               "threads", "progress")})
-    assert cfg == SiameseTrainConfig() and cfg.schedule == RANKER_SCHEDULE
+    assert cfg == SiameseTrainConfig(RANKER_SCHEDULE.replace(threads=default_threads()))
 
 
 def test_dsr_train_teacher_defaults_are_the_teacher_schedule_with_a_progress_bar():

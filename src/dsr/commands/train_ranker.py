@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from dsr.device import default_threads
+
 if TYPE_CHECKING:  # pragma: no cover
     from dsr.reranker.trainer import SiameseTrainConfig
 
@@ -49,7 +51,8 @@ if TYPE_CHECKING:  # pragma: no cover
 @click.option("--xgboost/--no-xgboost", default=True, show_default=True,
               help="Also train the XGBoost pairwise baseline on the numeric features.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for training.")
+@click.option("--threads", type=click.IntRange(min=1), default=default_threads(), show_default=True,
+              help="CPU threads for training (default: the physical cores, at most 2).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.pass_obj
 def ranker(settings, logs: tuple[Path, ...], judgments: Path | None, unjudged_grade: float | None,
@@ -59,9 +62,12 @@ def ranker(settings, logs: tuple[Path, ...], judgments: Path | None, unjudged_gr
            patience: int, batch_size: int, lr: float, validation_share: float, xgboost: bool, seed: int,
            threads: int, progress: bool) -> None:
     """Train the Siamese pairwise re-ranker (DPR) from search sessions and/or graded judgments."""
+    from dsr.device import use_threads
     from dsr.errors import UsageError
     from dsr.jobs.train_ranker import RankerJob, run_ranker_job
     from dsr.reranker.pairs import PositionBias
+
+    use_threads(threads)
 
     if not 0.0 <= validation_share < 1.0:
         raise UsageError("--validation-share must be in [0, 1)")

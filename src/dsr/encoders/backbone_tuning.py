@@ -148,9 +148,13 @@ def tune_backbone(
             losses.append(clipped_step(loss, model, optimizer, lr_schedule))
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            if schedule.out_of_time() and len(losses) < steps:
+                say(f"backbone tuning stopped at the time budget after {len(losses)} of {steps} steps")
+                break
     model.eval()
     seconds = time.perf_counter() - started
     tail = losses[-max(1, len(losses) // 10):]
+    steps = len(losses)
     result = BackboneTuneResult(steps=steps, triples=steps * batch_size, seconds=seconds,
                                 first_loss=losses[0], last_loss=sum(tail) / len(tail))
     say(f"backbone tuned: {steps} steps of {batch_size} in {seconds:.0f}s, "

@@ -192,7 +192,10 @@ def train_two_tower(
         say(f"epoch 0: validation recall@{config.eval_k} {best_metric:.4f}")
     train_seconds = 0.0
     seen = 0
+    stopped = False
     for epoch in range(1, epochs + 1):
+        if stopped:
+            break
         model.train()
         order = rng.permutation(len(usable))
         total, batches = 0.0, 0
@@ -236,6 +239,10 @@ def train_two_tower(
             batches += 1
             seen += len(idx)
             bar.set_postfix(loss=f"{total / batches:.4f}")
+            if schedule.out_of_time() and (epoch < epochs or s + schedule.batch_size < len(order)):
+                stopped = True
+                say(f"stopped at the time budget in epoch {epoch} of {epochs}, after {seen} triples")
+                break
         bar.close()
         epoch_seconds = time.perf_counter() - start
         train_seconds += epoch_seconds

@@ -3,13 +3,17 @@ judgments), build triples, train the towers with a held-out validation share of 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dsr.catalog import item_text, read_catalog_items
+import numpy as np
+
+from dsr.catalog import Item, item_text, read_catalog_items
 from dsr.encoders.backbone_tuning import BackboneTuneConfig, BackboneTuneResult, tune_backbone
 from dsr.encoders.model import TwoTowerModel
 from dsr.encoders.trainer import TrainConfig, TrainResult, train_two_tower
@@ -39,6 +43,8 @@ class RetrievalJob:
     device: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     tune_backbone: BackboneTuneConfig | None = None  # fine-tune the backbone itself first (needs a backbone)
+    vector_cache: Path | None = None  # leave the item tower's catalog vectors here (dsr.encoders.embed_cache)
+    heads_min_s: float | None = None  # the heads' least time from their start, past `train`'s deadline if need be
 
 
 @dataclass
@@ -116,7 +122,16 @@ def run_retrieval_job(job: RetrievalJob, log: Callable[[str], None] | None = Non
                                 backbone_tuned=tuned is not None)
     if tuned is not None:
         model.attach_tuned_backbone(tuned)
-    report.result = train_two_tower(model, triples, catalog, job.train, validation=validation or None,
+    item_backbone = None
+    if job.backbone is not None:
+        item_backbone = _encode_catalog(model.backbone_encoder(), catalog, progress=job.train.schedule.progress)
+    train = job.train
+    if job.heads_min_s is not None and train.schedule.deadline is not None:
+        # a slow catalog encoding (a loaded machine) must not leave the heads a single epoch
+        train = dataclasses.replace(train, schedule=train.schedule.replace(
+            deadline=max(train.schedule.deadline, time.monotonic() + job.heads_min_s)))
+    report.result = train_two_tower(model, triples, catalog, train, item_backbone=item_backbone,
+                                    validation=validation or None,
                                     checkpoint_dir=job.out.with_name(f"{job.out.name}.checkpoints"), log=say)
     info: dict[str, Any] = {
         "catalog": str(job.catalog), "logs": [str(p) for p in job.logs],
@@ -130,7 +145,48 @@ def run_retrieval_job(job: RetrievalJob, log: Callable[[str], None] | None = Non
                                    "seconds": round(report.backbone.seconds, 1),
                                    "loss": [round(report.backbone.first_loss, 4), round(report.backbone.last_loss, 4)]}
     model.save(job.out, info=info)
+    if job.vector_cache is not None:
+        _cache_item_vectors(model, catalog, item_backbone, job.out, job.vector_cache)
     return model, report
+
+
+def _encode_catalog(encoder: Any, catalog: Sequence[Item], *, progress: bool, chunk: int = 512) -> np.ndarray:
+    """The backbone's vectors of every item, chunk by chunk behind a progress bar (minutes for 50k items)."""
+    from tqdm.auto import tqdm
+
+    parts = []
+    with tqdm(total=len(catalog), desc="encoding the catalog", unit="item", disable=not progress) as bar:
+        for start in range(0, len(catalog), chunk):
+            parts.append(np.asarray(encoder.encode_items(catalog[start:start + chunk]), dtype=np.float32))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts)
+
+
+class _Precomputed:
+    """Already computed item vectors behind the encoder interface the embedding cache fills from."""
+
+    def __init__(self, catalog: Sequence[Item], vectors: np.ndarray) -> None:
+        self.dim = int(vectors.shape[1])
+        self.row = {str(it["id"]): i for i, it in enumerate(catalog)}
+        self.vectors = vectors
+
+    def encode_items(self, items: Sequence[Item]) -> np.ndarray:
+        return self.vectors[[self.row[str(it["id"])] for it in items]]
+
+    def encode_queries(self, texts: Sequence[str], users: Sequence[Any] | None = None) -> np.ndarray:
+        raise NotImplementedError("precomputed item vectors have no query side")
+
+
+def _cache_item_vectors(model: TwoTowerModel, catalog: Sequence[Item], item_backbone: np.ndarray | None,
+                        model_dir: Path, cache_dir: Path) -> None:
+    """Leave the saved model's item vectors where the ranker's first stage and `dsr eval` look for them,
+    from the backbone vectors training already computed, so the catalog is not encoded again."""
+    from dsr.encoders.embed_cache import item_embeddings, model_dir_key
+    from dsr.eval.dataset import catalog_fingerprint
+
+    vectors = model.encode_items(catalog, backbone=item_backbone)
+    item_embeddings(_Precomputed(catalog, vectors), catalog, model_key=f"dsr-{model_dir_key(model_dir)}",
+                    catalog_key=catalog_fingerprint(catalog), cache_dir=cache_dir, progress=False)
 
 
 def encode_catalog(model_dir: Path, catalog: Path, out: Path, *, batch_size: int = 4096,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -140,7 +141,8 @@ def fit_pairs(tower: RankerTower, train: FeatureTable, val: FeatureTable | None,
             opt.step()
             total += float(loss.detach()) * len(idx)
             seen += len(idx)
-            if step not in checks:
+            out_of_time = schedule.out_of_time()  # validate once more, then stop
+            if step not in checks and not out_of_time:
                 continue
             record = {"epoch": round(epoch - 1 + step / n_steps, 3), "train_loss": total / seen}
             if val is not None and val.n_groups:
@@ -152,7 +154,7 @@ def fit_pairs(tower: RankerTower, train: FeatureTable, val: FeatureTable | None,
             history.append(record)
             if schedule.progress:
                 tqdm.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                    for k, v in record.items()))
+                                    for k, v in record.items()), file=sys.stderr)  # progress, beside the bars
             if score > best:
                 best, best_epoch, bad, best_record = score, epoch, 0, record
                 best_state = copy.deepcopy(tower.state_dict())
@@ -161,6 +163,9 @@ def fit_pairs(tower: RankerTower, train: FeatureTable, val: FeatureTable | None,
                 if schedule.patience is not None and bad >= schedule.patience * evals:
                     stop = True
                     break
+            if out_of_time:
+                stop = True
+                break
         if stop:
             break
     assert best_state is not None

@@ -39,7 +39,7 @@ def test_train_then_encode(shop, tmp_path):
     out = tmp_path / "model"
     result = CliRunner().invoke(cli, [
         "train", "retrieval", "--logs", str(logs), "--catalog", str(catalog), "--out", str(out),
-        "--epochs", "1", "--hidden", "32", "--dim", "16", "--no-progress", "--personalise",
+        "--backbone", "none", "--epochs", "1", "--hidden", "32", "--dim", "16", "--no-progress", "--personalise",
     ])
     assert result.exit_code == 0, result.output
     assert "rejected line 401: bad JSON" in result.output
