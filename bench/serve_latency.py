@@ -259,8 +259,8 @@ def throughput(pipeline: str, queries: list[str], where: tuple[str, str, str, st
 
 # --------------------------------------------------------------------------------------------- main
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def serve_bench_arguments(parser: argparse.ArgumentParser, *, concurrency: int) -> None:
+    """The options of a benchmark of searches through `dsr serve` on the synthetic catalog."""
     parser.add_argument("--quick", action="store_true", help="20k items and fewer requests (< 5 minutes)")
     parser.add_argument("--items", type=int, default=None, help="catalog size (default 100000; quick 20000)")
     parser.add_argument("--requests", type=int, default=None, help="measured requests per pipeline")
@@ -270,8 +270,13 @@ def main() -> None:
                              "(default: a freshly initialised DSR two-tower model)")
     parser.add_argument("--ranker", default=None, help="Siamese ranker dir (default: untrained, same cost)")
     parser.add_argument("--sidecar-kind", default="auto", help="FAISS index kind (auto, flat, hnsw, ivfpq)")
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=concurrency)
     parser.add_argument("--torch-threads", type=int, default=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    serve_bench_arguments(parser, concurrency=4)
     parser.add_argument("--serve-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_child:

@@ -46,7 +46,7 @@ import numpy as np
 
 from common import log
 from dsr.engines import engine_urls, free_port
-from serve_latency import HEADERS, build_models, index_catalog
+from serve_latency import HEADERS, build_models, index_catalog, serve_bench_arguments
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -183,17 +183,7 @@ def throughput(url: str, hybrid: bool, queries: list[str], concurrency: int, tot
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="20k items and fewer requests")
-    parser.add_argument("--items", type=int, default=None, help="catalog size (default 100000; quick 20000)")
-    parser.add_argument("--requests", type=int, default=None, help="measured requests per pipeline")
-    parser.add_argument("--engines", default="elasticsearch,opensearch")
-    parser.add_argument("--model", default=None,
-                        help="query encoder as `dsr ingest --model` takes it: a model dir, minilm, hashing[:DIM] "
-                             "(default: a freshly initialised DSR two-tower model)")
-    parser.add_argument("--ranker", default=None, help="Siamese ranker dir (default: untrained, same cost)")
-    parser.add_argument("--sidecar-kind", default="auto", help="FAISS index kind (auto, flat, hnsw, ivfpq)")
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--torch-threads", type=int, default=1)
+    serve_bench_arguments(parser, concurrency=8)
     args = parser.parse_args()
     n_items = args.items or (20_000 if args.quick else 100_000)
     n_req = args.requests or (100 if args.quick else 500)

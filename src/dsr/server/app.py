@@ -328,19 +328,8 @@ class DsrApp:
         try:
             async with self.admission.slot():
                 _, answer, warning = await run_in_threadpool(self._run_shop, target, shop, asked)
-        except TargetRefused as e:
-            return error_response(400, "illegal_argument_exception", str(e))
-        except ResolutionFailed as e:
-            return self._engine_error_response(e.error)
-        except EngineAuthError as e:
-            return _refused_caller(e)
-        except EngineError as e:
-            return self._engine_error_response(e)
-        except UsageError as e:
-            return error_response(400, "illegal_argument_exception", self._redact(str(e)))
-        except DsrError as e:
-            log.error("dsr search failed: %s", self._redact(str(e)))
-            return error_response(500, "dsr_exception", self._redact(str(e)))
+        except (TargetRefused, ResolutionFailed, DsrError) as e:
+            return self._failed_search(e, shop.search.caller)
         result = answer.result
         warnings = (warning, *result.warnings) if warning else result.warnings
         headers = self._result_headers(warnings, result.degraded or warning is not None)
@@ -411,27 +400,30 @@ class DsrApp:
             async with self.admission.slot():
                 served = await run_in_threadpool(self.indexes.for_ext_search, target)
                 answer = await run_in_threadpool(served.run, target, search)
-        except TargetRefused as e:
-            return error_response(400, "illegal_argument_exception", str(e))
-        except ResolutionFailed as e:  # dsr's own request to the cluster, not the caller's
-            return self._engine_error_response(e.error)
-        except EngineAuthError as e:
-            if search.caller is None:
-                return self._engine_error_response(e)
-            return _refused_caller(e)
-        except EngineError as e:
-            return self._engine_error_response(e)
-        except UsageError as e:
-            return error_response(400, "illegal_argument_exception", self._redact(str(e)))
-        except DsrError as e:
-            log.error("dsr search failed: %s", self._redact(str(e)))
-            return error_response(500, "dsr_exception", self._redact(str(e)))
+        except (TargetRefused, ResolutionFailed, DsrError) as e:
+            return self._failed_search(e, search.caller)
         took = int((time.perf_counter() - started) * 1000)
         result = answer.result
         payload = search_response(result, req, answer.index, took)
         headers = self._result_headers(result.warnings, result.degraded)
         content = json.dumps(payload, indent=2 if req.pretty else None).encode()
         return Response(content, media_type="application/json", headers=headers)
+
+    def _failed_search(self, e: Exception, caller: Caller | None) -> Response:
+        """The answer to a hybrid search that failed: refused targets and the caller's own mistakes are
+        400s, the cluster's refusals of the caller are the cluster's, anything else of dsr's a 500."""
+        if isinstance(e, TargetRefused):
+            return error_response(400, "illegal_argument_exception", str(e))
+        if isinstance(e, ResolutionFailed):  # dsr's own request to the cluster, not the caller's
+            return self._engine_error_response(e.error)
+        if isinstance(e, EngineAuthError):
+            return self._engine_error_response(e) if caller is None else _refused_caller(e)
+        if isinstance(e, EngineError):
+            return self._engine_error_response(e)
+        if isinstance(e, UsageError):
+            return error_response(400, "illegal_argument_exception", self._redact(str(e)))
+        log.error("dsr search failed: %s", self._redact(str(e)))
+        return error_response(500, "dsr_exception", self._redact(str(e)))
 
     def _engine_error_response(self, e: EngineError) -> Response:
         """The answer to a search the cluster (or dsr's own bound on it) failed.
