@@ -248,18 +248,11 @@ def split_bodies(body: Mapping[str, Any], order: tuple[HybridHit, ...], shop_que
     page_ids = {h.id for h in order[start:start + size + PAGE_MARGIN]} if size else set()
     shown: dict[str, Any] = {"query": candidates_query(tuple(h for h in order if h.id in page_ids), shop_query),
                              "size": len(page_ids), "track_total_hits": False}
-    for key, value in body.items():
-        if key in COUNT_KEYS:
+    for key, value in without_dsr_ext(body).items():
+        if key in COUNT_KEYS or key == "ext":
             counts[key] = value
-        if key in PAGE_KEYS:
-            shown[key] = value
-        if key == "ext" and isinstance(value, Mapping):
-            rest = {k: v for k, v in value.items() if k != "dsr"}
-            if rest:
-                counts["ext"] = shown["ext"] = rest
-    highlight = shown.get("highlight")
-    if isinstance(highlight, Mapping) and "highlight_query" not in highlight:
-        shown["highlight"] = {**highlight, "highlight_query": dict(shop_query.query)}
+        if key in PAGE_KEYS or key == "ext":
+            shown[key] = _highlighted(value, shop_query) if key == "highlight" else value
     return counts, shown
 
 
@@ -281,20 +274,31 @@ def _merge_page(response: dict[str, Any], page: Mapping[str, Any], order: tuple[
 def final_body(body: Mapping[str, Any], order: tuple[HybridHit, ...], shop_query: ShopQuery) -> dict[str, Any]:
     """The shop's body for the final pass: its query replaced by the candidates, everything else kept."""
     out: dict[str, Any] = {"query": candidates_query(order, shop_query)}
-    for key, value in body.items():
-        if key in ("query", "explain", "min_score"):
-            continue
-        if key == "ext":
-            rest = {k: v for k, v in value.items() if k != "dsr"} if isinstance(value, Mapping) else value
-            if rest:
-                out["ext"] = rest
-            continue
-        out[key] = value
-    highlight = out.get("highlight")
-    if isinstance(highlight, Mapping) and "highlight_query" not in highlight:
-        # the candidates query holds no terms to highlight: the shop's own query does
-        out["highlight"] = {**highlight, "highlight_query": dict(shop_query.query)}
+    for key, value in without_dsr_ext(body).items():
+        if key not in ("query", "explain", "min_score"):
+            out[key] = _highlighted(value, shop_query) if key == "highlight" else value
     return out
+
+
+def without_dsr_ext(body: Mapping[str, Any]) -> dict[str, Any]:
+    """`body` without `ext.dsr` (and without `ext` when nothing else is in it): what the cluster reads,
+    which refuses an ext section it does not know."""
+    out = dict(body)
+    ext = out.get("ext")
+    if isinstance(ext, Mapping) and "dsr" in ext:
+        rest = {k: v for k, v in ext.items() if k != "dsr"}
+        if rest:
+            out["ext"] = rest
+        else:
+            del out["ext"]
+    return out
+
+
+def _highlighted(highlight: Any, shop_query: ShopQuery) -> Any:
+    """The shop's highlight spec, highlighting the shop's own query (the candidates query holds no terms)."""
+    if isinstance(highlight, Mapping) and "highlight_query" not in highlight:
+        return {**highlight, "highlight_query": dict(shop_query.query)}
+    return highlight
 
 
 def _hit_list(hits: Any) -> list[dict[str, Any]]:

@@ -76,7 +76,7 @@ from dsr.errors import (
 )
 from dsr.search.hybrid import HybridSearcher
 from dsr.search.request import SearchDefaults
-from dsr.search.shop_search import ShopAnswer, ShopSearcher, ShopSearchRequest
+from dsr.search.shop_search import ShopAnswer, ShopSearcher, ShopSearchRequest, without_dsr_ext
 from dsr.server.admission import Admission
 from dsr.server.body import Unreadable, content_codings, decompress, may_hold_dsr
 from dsr.server.configured import ConfiguredIndexes
@@ -313,11 +313,7 @@ class DsrApp:
         if self.proxy is None:
             return error_response(400, "illegal_argument_exception", "[ext.dsr.enabled] is false, and the "
                                   "embedded backend answers only hybrid searches")
-        body = dict(incoming.body)
-        rest = {k: v for k, v in body.pop("ext").items() if k != "dsr"}
-        if rest:
-            body["ext"] = rest
-        response = await self.proxy.forward(request, json.dumps(body).encode())
+        response = await self.proxy.forward(request, json.dumps(without_dsr_ext(incoming.body)).encode())
         return _path_headers(response, "ext.dsr.enabled is false") if configured else response
 
     async def shop_search(self, request: Request, target: str, shop: ShopSearchRequest, asked: bool) -> Response:
@@ -539,10 +535,7 @@ class DsrApp:
 
 def _without_ext(entry: MsearchEntry) -> MsearchEntry:
     """An `_msearch` entry with `ext.dsr` taken out, for the cluster (which refuses an unknown ext section)."""
-    body = dict(entry.body)
-    rest = {k: v for k, v in body.pop("ext").items() if k != "dsr"}
-    if rest:
-        body["ext"] = rest
+    body = without_dsr_ext(entry.body)
     lines = json.dumps(entry.header).encode() + b"\n" + json.dumps(body).encode() + b"\n"
     return MsearchEntry(entry.header, body, lines, entry.target)
 
