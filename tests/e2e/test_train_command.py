@@ -106,3 +106,20 @@ def test_a_changed_setting_runs_its_stage_and_the_ones_after_it_again(shop, trai
     assert changed.exit_code == 0, changed.output
     assert "[retrieval] resumed" not in changed.stderr and "[ranker] resumed" not in changed.stderr
     assert "[validation] resumed" not in changed.stderr
+
+
+def test_a_run_can_start_from_another_runs_models_and_refuses_a_folder_without_any(shop, trained, tmp_path):
+    _, catalog, logs = shop
+    earlier, _ = trained
+    result = _train(catalog, logs, tmp_path / "next", "--start-from", str(earlier))
+    assert result.exit_code == 0, result.output
+    assert f"starting from {earlier}: backbone none (stock MiniLM), ranker {earlier / 'ranker'}" in result.stderr
+    assert f"the rankers go on from {earlier / 'ranker'}" in result.stderr
+    report = json.loads((tmp_path / "next" / "report.json").read_text())
+    assert report["stages"]["ranker"]["status"] == "trained"
+    assert report["stages"]["ranker"]["served"] in ("siamese", "xgboost")
+    assert "validation" in report["stages"]["ranker"] and "first_stage" in report["stages"]["ranker"]["validation"]
+    (tmp_path / "empty").mkdir()
+    refused = _train(catalog, logs, tmp_path / "other", "--start-from", str(tmp_path / "empty"))
+    assert refused.exit_code != 0 and "nothing to start from" in str(refused.exception)
+    assert "catalog:" not in refused.stderr  # refused before reading anything

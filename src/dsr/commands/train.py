@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dsr.encoders.trainer import TrainConfig
 
 _RUN_OPTIONS = ("catalog", "logs", "judgments", "out", "log_format", "applications", "max_errors", "time_budget",
-                "threads", "device", "backbone", "validation_share", "seed", "force", "progress")
+                "threads", "device", "backbone", "validation_share", "seed", "force", "progress", "start_from")
 
 
 @click.group("train", invoke_without_command=True, subcommand_metavar="[retrieval|ranker|teacher] ...")
@@ -52,6 +52,9 @@ _RUN_OPTIONS = ("catalog", "logs", "judgments", "out", "log_format", "applicatio
                    "(frozen), hashed n-grams only (none); auto chooses from the data and the budget.")
 @click.option("--validation-share", type=click.FloatRange(0.0, 0.5, min_open=True), default=None,
               help="Share held out for the validation table (default: the recipe's, 10-20% of the queries).")
+@click.option("--start-from", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="The --out of an earlier dsr train (another shop's or set's data): its tuned backbone is where "
+                   "the backbone tuning starts and its rankers go on training, for a shop with few queries.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Run every stage again, even those an earlier run finished.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -77,7 +80,8 @@ def train(ctx: click.Context, **options: Any) -> None:
 def _train_all(settings: Any, *, catalog: Path | None, logs: tuple[Path, ...], judgments: Path | None,
                out: Path | None, log_format: str, applications: tuple[str, ...], max_errors: int,
                time_budget: str | None, threads: int, device: str | None, backbone: str,
-               validation_share: float | None, seed: int, force: bool, progress: bool) -> None:
+               validation_share: float | None, seed: int, force: bool, progress: bool,
+               start_from: Path | None) -> None:
     from dsr.jobs.budget import parse_duration
     from dsr.jobs.train_all import TrainingJob, run_training
     from dsr.jobs.validation_table import format_table, serve_hint
@@ -91,7 +95,7 @@ def _train_all(settings: Any, *, catalog: Path | None, logs: tuple[Path, ...], j
                       applications=applications or None, max_errors=max_errors,
                       time_budget_s=parse_duration(time_budget), threads=threads, device=device, backbone=backbone,
                       validation_share=validation_share, seed=seed, progress=progress, force=force,
-                      settings=settings)
+                      settings=settings, start_from=start_from)
     report = run_training(job, log=lambda m: click.echo(m, err=True))
     resumed = [s.name for s in report.stages if s.status == "resumed"]
     if resumed:

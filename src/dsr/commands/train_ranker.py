@@ -24,6 +24,13 @@ if TYPE_CHECKING:  # pragma: no cover
 @click.option("--unjudged-grade", type=float, default=None,
               help="Grade of first-stage candidates the judgments do not list (default: the lowest grade "
                    "present; use 0 with click judgments, where every listed item was clicked).")
+@click.option("--click-sessions/--no-click-sessions", default=False, show_default=True,
+              help="Logs without impressions: each session's query through the hybrid first stage, its clicked "
+                   "items preferred over the other candidates, with the user's earlier clicks (needs --model for "
+                   "the vector side).")
+@click.option("--start-from", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A dsr train ranker output (or a Siamese ranker) whose models go on training on this data, "
+                   "with their own features.")
 @click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="DSR model for the first stage's vector side with --judgments (else BM25 alone).")
 @click.option("--catalog", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -56,7 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @click.pass_obj
 def ranker(settings, logs: tuple[Path, ...], judgments: Path | None, unjudged_grade: float | None,
-           model_dir: Path | None, catalog: Path,
+           click_sessions: bool, start_from: Path | None, model_dir: Path | None, catalog: Path,
            out: Path, log_format: str, applications: tuple[str, ...],
            max_errors: int, feature_set: str, position_eta: float, max_weight: float, epochs: int,
            patience: int, batch_size: int, lr: float, validation_share: float, xgboost: bool, seed: int,
@@ -76,7 +83,7 @@ def ranker(settings, logs: tuple[Path, ...], judgments: Path | None, unjudged_gr
     job = RankerJob(
         catalog=catalog, logs=logs, out=out, log_format=log_format, applications=applications or None,
         max_errors=max_errors, validation_share=validation_share, xgboost=xgboost, judgments=judgments,
-        model=model_dir, unjudged_grade=unjudged_grade,
+        model=model_dir, unjudged_grade=unjudged_grade, click_sessions=click_sessions, start_from=start_from,
         cache_dir=Path(settings.data_dir) / "cache" / "embeddings" if settings else None,
         bias=PositionBias(eta=position_eta, max_weight=max_weight),
         train=siamese_config(feature_set=feature_set, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr,

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 BACKBONE_SCHEDULE = TrainSchedule(epochs=1.0, batch_size=64, lr=5e-5, weight_decay=0.01, warmup_share=0.1)
-_OWN_FIELDS = ("temperature", "max_seq_length")
+_OWN_FIELDS = ("temperature", "max_seq_length", "start")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class BackboneTuneConfig:
     schedule: TrainSchedule = BACKBONE_SCHEDULE  # epochs may be a fraction: 0.5 = half the triples
     temperature: float = 0.05
     max_seq_length: int = 48
+    start: str | None = None  # a tuned backbone folder (a model directory's `backbone/`) to go on from
 
     def __post_init__(self) -> None:
         if self.schedule.batch_size < 2 or self.temperature <= 0:
@@ -52,7 +53,7 @@ class BackboneTuneConfig:
         s = self.schedule
         return {"epochs": s.epochs, "batch_size": s.batch_size, "lr": s.lr, "warmup_share": s.warmup_share,
                 "temperature": self.temperature, "max_seq_length": self.max_seq_length, "seed": s.seed,
-                "threads": s.threads, "progress": s.progress}
+                "threads": s.threads, "progress": s.progress, "start": self.start}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BackboneTuneConfig:
@@ -73,13 +74,15 @@ class BackboneTuneResult:
         return self.triples / self.seconds if self.seconds > 0 else 0.0
 
 
-def fresh_minilm(device: str | None = None) -> SentenceTransformer:
-    """A private, trainable copy of the offline all-MiniLM-L6-v2 (never the shared cached one)."""
+def fresh_minilm(device: str | None = None, start: str | Path | None = None) -> SentenceTransformer:
+    """A private, trainable copy of the offline all-MiniLM-L6-v2 (never the shared cached one), or of the
+    tuned backbone in `start` (checked as any shipped backbone is: safetensors and known modules only)."""
     from sentence_transformers import SentenceTransformer
 
-    from dsr.encoders.backbone import minilm_path
+    from dsr.encoders.backbone import check_backbone_dir, minilm_path
 
-    return SentenceTransformer(str(minilm_path()), device=str(resolve_device(device)), local_files_only=True,
+    folder = check_backbone_dir(Path(start)) if start is not None else minilm_path()
+    return SentenceTransformer(str(folder), device=str(resolve_device(device)), local_files_only=True,
                                trust_remote_code=False)
 
 
@@ -111,7 +114,9 @@ def tune_backbone(
         positives[t.query].add(t.positive)
     all_ids = list(item_texts)
 
-    model = fresh_minilm(device)
+    model = fresh_minilm(device, config.start)
+    if config.start is not None:
+        say(f"tuning goes on from the backbone in {config.start}")
     model.max_seq_length = config.max_seq_length
     batch_size = schedule.batch_size
     steps = max(1, math.ceil(len(usable) * schedule.epochs / batch_size))

@@ -280,7 +280,8 @@ def choose_recipe(facts: DataFacts, *, backbone: str = "auto", validation_share:
         "validation": validation_why,
         "epochs": epoch_why,
         "grades": grade_why,
-        "ranker": ranker_why,
+        "ranker": ranker_why + "; the Siamese ranker and XGBoost train on the same groups and the one with the "
+                  "better validation NDCG@10 serves",
         "descriptions": (f"{described} of {facts.items} items have a description: BM25 matches it, the towers "
                          "read title, brand and category, so the hybrid keeps what only a description says"
                          if described else "no item has a description: BM25 and the towers read the same fields"),

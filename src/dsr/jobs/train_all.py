@@ -43,6 +43,7 @@ REPORT_FILE = "report.json"
 DATA_DIR = "data"
 WORK_DIR = "work"
 HEADS_SHARE = 0.25  # of the retrieval stage: the least the tower heads get on a backbone, from their start
+RANKER_TRAIN_SHARE = 0.4  # of the ranker stage: the least its training gets, from the end of its first stage
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class TrainingJob:
     progress: bool = True
     force: bool = False  # run every stage, finished or not
     settings: ConnectionSettings | None = None  # the engine BM25 runs on in the table (None: embedded)
+    start_from: Path | None = None  # an earlier `dsr train --out` (another shop or set): its models go on training
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ def run_training(job: TrainingJob, log: Callable[[str], None] | None = None) -> 
     out = Path(job.out)
     out.mkdir(parents=True, exist_ok=True)
 
+    start_backbone, start_ranker = starting_models(job.start_from)  # a wrong folder fails before any work
     data = load_training_data(job.catalog, logs=job.logs, judgments=job.judgments, log_format=job.log_format,
                               applications=job.applications, max_errors=job.max_errors, log=say)
     facts = gather_facts(data, device=device, threads=job.threads, time_budget_s=job.time_budget_s)
@@ -181,22 +184,27 @@ def run_training(job: TrainingJob, log: Callable[[str], None] | None = None) -> 
 
     from dsr.jobs.evaluate.pipelines import is_model_dir
 
+    if job.start_from is not None:
+        say(f"starting from {job.start_from}: backbone {start_backbone or 'none (stock MiniLM)'}, "
+            f"ranker {start_ranker or 'none (from scratch)'}")
     retrieval_inputs = [p for p in (split.train_judgments, split.train_sessions) if p is not None]
     stages.run("retrieval",
                {"catalog": catalog_sha, "inputs": _hashes(retrieval_inputs), "recipe": recipe.retrieval.to_dict(),
-                "seed": job.seed, "epoch_validation_share": recipe.epoch_validation_share},
+                "seed": job.seed, "epoch_validation_share": recipe.epoch_validation_share,
+                "start": _model_key(start_backbone) if start_backbone else None},
                done=lambda: is_model_dir(model_dir),
                body=lambda allowance: _train_retrieval(job, recipe, facts, split, model_dir, vectors, device,
-                                                       allowance, say))
+                                                       allowance, say, start_backbone))
 
     ranker_inputs = _ranker_inputs(recipe, split)
     stages.run("ranker",
                {"catalog": catalog_sha, "inputs": _hashes([p for p in ranker_inputs.values() if p is not None]),
                 "model": _model_key(model_dir), "ranker_data": recipe.ranker_data,
-                "unjudged_grade": recipe.unjudged_grade, "seed": job.seed},
+                "unjudged_grade": recipe.unjudged_grade, "seed": job.seed,
+                "start": _model_key(start_ranker) if start_ranker else None},
                done=lambda: is_model_dir(ranker_dir),
                body=lambda allowance: _train_ranker(job, recipe, ranker_inputs, model_dir, ranker_dir, vectors,
-                                                    allowance, say), optional=True)
+                                                    allowance, say, start_ranker), optional=True)
     ranker = ranker_dir if stages.outcomes[-1].status != "failed" and is_model_dir(ranker_dir) else None
 
     settings = job.settings or ConnectionSettings()
@@ -219,7 +227,7 @@ def run_training(job: TrainingJob, log: Callable[[str], None] | None = None) -> 
 
 def _train_retrieval(job: TrainingJob, recipe: Recipe, facts: DataFacts, split: SplitFiles, model_dir: Path,
                      vectors: Path, device: str, allowance: float | None,
-                     say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:
+                     say: Callable[[str], None], start: Path | None = None) -> tuple[dict[str, Any], bool]:
     import math
 
     from dsr.encoders.backbone_tuning import BACKBONE_SCHEDULE, BackboneTuneConfig
@@ -231,7 +239,8 @@ def _train_retrieval(job: TrainingJob, recipe: Recipe, facts: DataFacts, split: 
     if r.backbone == "tuned":
         tune_s = None if allowance is None else tuning_allowance(allowance, facts)
         tune = BackboneTuneConfig(schedule=BACKBONE_SCHEDULE.replace(
-            epochs=r.backbone_epochs, seed=job.seed, threads=job.threads, progress=job.progress).within(tune_s))
+            epochs=r.backbone_epochs, seed=job.seed, threads=job.threads, progress=job.progress).within(tune_s),
+            start=str(start) if start is not None else None)
     heads = TWO_TOWER_SCHEDULE.replace(epochs=r.epochs, lr=r.lr, seed=job.seed, threads=job.threads,
                                        progress=job.progress).within(allowance)
     # heads on backbone vectors take seconds an epoch: however long the tuning and the encoding took,
@@ -260,6 +269,24 @@ def _train_retrieval(job: TrainingJob, recipe: Recipe, facts: DataFacts, split: 
     return summary, stopped
 
 
+def starting_models(start: Path | None) -> tuple[Path | None, Path | None]:
+    """The tuned backbone and the ranker of an earlier `dsr train --out` that this run goes on from.
+
+    Either may be absent (a run whose towers kept the stock MiniLM, or had no ranker); a folder with
+    neither is refused, so a mistyped path never silently means "from scratch".
+    """
+    if start is None:
+        return None, None
+    backbone = start / MODEL_DIR / "backbone"
+    ranker = start / RANKER_DIR
+    found = (backbone if (backbone / "modules.json").is_file() else None,
+             ranker if (ranker / "siamese" / "config.json").is_file() else None)
+    if found == (None, None):
+        raise InputError(f"{start}: nothing to start from (no {MODEL_DIR}/backbone/ and no {RANKER_DIR}/siamese/; "
+                         "give the --out of an earlier dsr train)")
+    return found
+
+
 def _ranker_inputs(recipe: Recipe, split: SplitFiles) -> dict[str, Path | None]:
     """The files the ranker learns from under the recipe: sessions, and graded or click judgments."""
     sessions = split.train_sessions if "sessions" in recipe.ranker_data else None
@@ -274,7 +301,7 @@ def _ranker_inputs(recipe: Recipe, split: SplitFiles) -> dict[str, Path | None]:
 
 def _train_ranker(job: TrainingJob, recipe: Recipe, inputs: Mapping[str, Path | None], model_dir: Path,
                   ranker_dir: Path, vectors: Path, allowance: float | None,
-                  say: Callable[[str], None]) -> tuple[dict[str, Any], bool]:
+                  say: Callable[[str], None], start: Path | None = None) -> tuple[dict[str, Any], bool]:
     from dsr.jobs.train_ranker import RankerJob, run_ranker_job
     from dsr.reranker.trainer import RANKER_SCHEDULE, SiameseTrainConfig
 
@@ -282,12 +309,16 @@ def _train_ranker(job: TrainingJob, recipe: Recipe, inputs: Mapping[str, Path | 
     sessions, judgments = inputs["sessions"], inputs["judgments"]
     ranker_job = RankerJob(catalog=job.catalog, out=ranker_dir, logs=[sessions] if sessions else [],
                            log_format="jsonl", judgments=judgments, model=model_dir, cache_dir=vectors,
-                           unjudged_grade=recipe.unjudged_grade, xgboost=False,
+                           unjudged_grade=recipe.unjudged_grade, xgboost=True, start_from=start,
+                           train_min_s=RANKER_TRAIN_SHARE * allowance if allowance is not None else None,
                            train=SiameseTrainConfig(schedule=schedule))
     report = run_ranker_job(ranker_job, log=say)
     summary = {"pairs": report.pairs.pairs if report.pairs else 0, "train_groups": report.train_sessions,
                "validation_groups": report.validation_sessions, "best_epoch": report.siamese.get("best_epoch"),
-               "epochs_run": report.siamese.get("epochs_run"), "best_val": report.siamese.get("best_val")}
+               "epochs_run": report.siamese.get("epochs_run"), "best_val": report.siamese.get("best_val"),
+               "served": report.choice.served if report.choice else None,
+               "why": report.choice.reason if report.choice else None,
+               "validation": report.choice.figures if report.choice else {}}
     return summary, schedule.out_of_time()
 
 

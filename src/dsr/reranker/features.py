@@ -51,6 +51,20 @@ NUMERIC_FEATURES: tuple[NumericFeature, ...] = (
     NumericFeature("fused_rr", 1.0, "1 / (1 + fused rank)"),
     NumericFeature("title_overlap", 0.0, "share of query tokens in the title, dsr.text.term_overlap (cross feature)"),
     NumericFeature("text_overlap", 0.0, "share of query tokens in title + brand + category (cross feature)"),
+    NumericFeature("log_bm25_rank", 0.0, "log1p of the 0-based rank by term score among the candidates "
+                   "(the unscored after the scored)"),
+    NumericFeature("bm25_z", 0.0, "term score in standard deviations from the candidates' mean (0 unscored)"),
+    NumericFeature("log_dsr_rank", 0.0, "log1p of the 0-based rank by DSR similarity among the candidates "
+                   "(the unknown after the known)"),
+    NumericFeature("dsr_gap", 0.0, "the best DSR similarity among the candidates minus this one's"),
+    NumericFeature("dsr_z", 0.0, "DSR similarity in standard deviations from the candidates' mean (0 unknown)"),
+    NumericFeature("log_sales_rank", 0.0, "log1p of the catalog's sales rank (1 = best seller)"),
+    NumericFeature("has_sales_rank", 0.0, "1 when the row has a sales rank"),
+    NumericFeature("popularity_rank", 0.5, "rank among the candidates by sales rank (where two have one), else "
+                   "by popularity, 0 most popular .. 1 least"),
+    NumericFeature("query_terms", 0.0, "log1p of the number of query tokens"),
+    NumericFeature("clicked_before", 0.0, "1 when the candidate is among the user's recent clicks"),
+    NumericFeature("log_history", 0.0, "log1p of the number of the user's recent clicks"),
 )
 NUMERIC_NAMES: tuple[str, ...] = tuple(f.name for f in NUMERIC_FEATURES)
 NUMERIC_DEFAULTS: Mapping[str, float] = {f.name: f.default for f in NUMERIC_FEATURES}
@@ -70,6 +84,7 @@ class FeatureConfig:
     click_depth: int = 5
     item_id_hash: bool = False  # add a per-item id bucket (memorises items; off: text only)
     popularity_fields: tuple[str, ...] = ("popularity", "sales", "sales_volume", "review_count")
+    sales_rank_fields: tuple[str, ...] = ("sales_rank", "sales_rank_long_term", "salesrank", "sales_rank_short_term")
     rating_fields: tuple[str, ...] = ("rating", "review_average")
     ctr_field: str = "ctr"
     cvr_field: str = "cvr"
@@ -90,8 +105,8 @@ class FeatureConfig:
     @property
     def item_fields(self) -> tuple[str, ...]:
         """Every catalog field the extractor reads from an item (besides its id)."""
-        return ("title", "brand", "category", "price", *self.popularity_fields, *self.rating_fields,
-                self.ctr_field, self.cvr_field)
+        return ("title", "brand", "category", "price", *self.popularity_fields, *self.sales_rank_fields,
+                *self.rating_fields, self.ctr_field, self.cvr_field)
 
 
 @dataclass(frozen=True)
@@ -113,6 +128,22 @@ def _first_finite(item: Item, names: Sequence[str]) -> float:
             if math.isfinite(out):
                 return out
     return math.nan
+
+
+def _rank_among(scores: np.ndarray) -> np.ndarray:
+    """0-based rank of each score, highest first; ties share the best rank, NaNs come after every score."""
+    known = np.isfinite(scores)
+    out = np.full(len(scores), float(known.sum()))
+    if known.any():
+        desc = np.sort(-scores[known])
+        out[known] = np.searchsorted(desc, -scores[known], side="left")
+    return out
+
+
+def _z(values: np.ndarray) -> np.ndarray:
+    """Standard scores within one query's candidates (all 0 when they do not vary)."""
+    std = float(values.std())
+    return (values - values.mean()) / std if std > 1e-9 else np.zeros_like(values)
 
 
 class FeatureExtractor:
@@ -210,8 +241,24 @@ class FeatureExtractor:
             rows[priced, _C["price_gap"]] = np.abs(log_price[priced] - level)
             rows[:, _C["user_price_level"]] = level
             rows[:, _C["has_user_price_level"]] = 1.0
+        if recent:
+            seen = {str(it.get("id")) for it in recent}
+            rows[:, _C["clicked_before"]] = [str(it.get("id")) in seen for it in items]
+            rows[:, _C["log_history"]] = math.log1p(len(recent))
         rows[popular, _C["log_popularity"]] = np.log1p(pop[popular])
         rows[popular, _C["has_popularity"]] = 1.0
+
+        sales_rank = np.array([_first_finite(it, cfg.sales_rank_fields) for it in items])
+        with np.errstate(invalid="ignore"):
+            ranked = np.isfinite(sales_rank) & (sales_rank >= 0)
+        rows[ranked, _C["log_sales_rank"]] = np.log1p(sales_rank[ranked])
+        rows[ranked, _C["has_sales_rank"]] = 1.0
+        # popularity among the candidates: by sales rank where two have one, else by the popularity figure
+        standing = np.where(ranked, sales_rank, np.nan) if ranked.sum() > 1 else np.where(popular, -pop, np.nan)
+        known = np.isfinite(standing)
+        if known.sum() > 1:
+            order = np.sort(standing[known])
+            rows[known, _C["popularity_rank"]] = np.searchsorted(order, standing[known]) / (known.sum() - 1)
 
         bm25 = np.array([np.nan if c.bm25 is None else c.bm25 for c in candidates], dtype=np.float64)
         scored = np.isfinite(bm25)
@@ -220,15 +267,25 @@ class FeatureExtractor:
             rows[scored, _C["bm25"]] = bm25[scored]
             rows[scored, _C["has_bm25"]] = 1.0
             rows[scored, _C["bm25_rel"]] = bm25[scored] / best if best > 0 else 0.0
+            rows[scored, _C["bm25_z"]] = _z(bm25[scored])
+        rows[:, _C["log_bm25_rank"]] = np.log1p(_rank_among(bm25))
         dsr = np.array([np.nan if c.dsr is None else c.dsr for c in candidates], dtype=np.float64)
         similar = np.isfinite(dsr)
         rows[similar, _C["dsr"]] = dsr[similar]
         rows[similar, _C["has_dsr"]] = 1.0
+        rows[:, _C["log_dsr_rank"]] = np.log1p(_rank_among(dsr))
+        if similar.any():
+            known_dsr = dsr[similar]
+            rows[similar, _C["dsr_z"]] = _z(known_dsr)
+            gap = float(known_dsr.max()) - known_dsr
+            rows[similar, _C["dsr_gap"]] = gap
+            rows[~similar, _C["dsr_gap"]] = float(gap.max())
         rank0 = np.array([max(0, int(c.fused_rank)) for c in candidates], dtype=np.float64)
         rows[:, _C["log_fused_rank"]] = np.log1p(rank0)
         rows[:, _C["fused_rr"]] = 1.0 / (1.0 + rank0)
 
         q_tokens = set(tokenize(query))
+        rows[:, _C["query_terms"]] = math.log1p(len(q_tokens))
         if q_tokens:  # term_overlap, with the item's tokens cached
             tokens = self._tokens
             rows[:, _C["title_overlap"]] = [len(q_tokens & tokens(str(it.get("title") or ""))) for it in items]

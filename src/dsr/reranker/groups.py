@@ -134,3 +134,45 @@ def groups_from_judgments(
             continue
         groups.append(RankGroup(query, query, tuple(cands), tuple(labels), pairs, None))
     return groups, dict(skipped)
+
+
+def groups_from_events(
+    sessions: Sequence[Session],
+    first_stage: Callable[[str], Sequence[Candidate]],
+    *,
+    histories: Mapping[str, tuple[str, ...]] | None = None,
+    top_k: int = 100,
+    max_pairs: int | None = None,
+    seed: int = 0,
+) -> tuple[list[RankGroup], dict[str, int]]:
+    """One group per session of a log without impressions: the first stage's top `top_k` for its query.
+
+    A candidate the session clicked (carted, ordered) is labelled by its strongest event (1, 2, 3),
+    every other candidate 0. With `histories` (`click_histories`), a session with a user carries the
+    user and their earlier clicks. Sessions whose chosen items the first stage did not return, or
+    that chose nothing, are counted by reason.
+    """
+    from dsr.reranker.pairs import ADDED_TO_CART, CLICKED, ORDERED
+
+    rng = random.Random(seed)
+    skipped: dict[str, int] = defaultdict(int)
+    groups = []
+    for s in sessions:
+        level: dict[str, int] = {}
+        for events, value in ((s.clicks, CLICKED), (s.add_to_carts, ADDED_TO_CART), (s.orders, ORDERED)):
+            for item_id in events:
+                level[item_id] = max(level.get(item_id, 0), value)
+        if not level:
+            skipped["session without a click"] += 1
+            continue
+        cands = tuple(first_stage(s.query))[:top_k]
+        labels = [float(level.get(str(c.item.get("id")), 0)) for c in cands]
+        pairs = graded_pairs(labels, max_pairs=max_pairs, rng=rng)
+        if not pairs:
+            skipped["chosen item not among the first stage's candidates"] += 1
+            continue
+        user: dict[str, Any] | None = None
+        if histories is not None and s.user_id is not None:
+            user = {"user_id": s.user_id, "recent_clicks": histories.get(s.session_id, ())}
+        groups.append(RankGroup(s.session_id, s.query, cands, tuple(labels), pairs, user))
+    return groups, dict(skipped)

@@ -1,8 +1,9 @@
 """One loader for every ranker dsr writes, chosen by the `kind` in its `config.json`.
 
 `dsr train ranker` writes a Siamese ranker and an XGBoost baseline side by side (`siamese/`,
-`xgboost/`); `dsr distill train` writes a Siamese student. Serving, evaluation and the demo load any
-of them through `load_reranker`, so a model directory that trains is a model directory that serves.
+`xgboost/`) and names in `served.json` the one that ranked its validation groups best; `dsr distill
+train` writes a Siamese student. Serving, evaluation and the demo load any of them through
+`load_reranker`, so a model directory that trains is a model directory that serves.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from dsr.catalog import Item
 from dsr.errors import ModelFormatError
 from dsr.reranker.base import Reranker
+from dsr.reranker.choice import read_served
 from dsr.reranker.siamese import KIND as SIAMESE_KIND
 from dsr.reranker.siamese import SiameseRanker
 from dsr.reranker.xgb import KIND as XGBOOST_KIND
@@ -25,15 +27,17 @@ _LOADERS: dict[str, Callable[..., Reranker]] = {SIAMESE_KIND: SiameseRanker.load
 
 
 def load_reranker(directory: Path | str, *, catalog: Mapping[str, Item] | None = None,
-                  prefer: str = SIAMESE_DIR) -> Reranker:
+                  prefer: str | None = None) -> Reranker:
     """The ranker in `directory`: a model directory, or a `dsr train ranker` output holding several.
 
     Args:
         directory: a ranker model directory, or the parent `dsr train ranker` wrote.
         catalog: items by id, for rankers that read a user's click history.
-        prefer: which sub-directory of a `dsr train ranker` output to load (`siamese` or `xgboost`).
+        prefer: which sub-directory of a `dsr train ranker` output to load (`siamese` or `xgboost`);
+            by default the one its `served.json` names, else `siamese`.
     """
     path = Path(directory)
+    prefer = prefer or read_served(path) or SIAMESE_DIR
     if (path / prefer / "config.json").is_file():
         path = path / prefer
     cfg_file = path / "config.json"

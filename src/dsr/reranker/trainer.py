@@ -39,6 +39,7 @@ class SiameseTrainConfig:
     hidden: tuple[int, int, int] = (256, 128, 64)
     embedding_lr: float = 2e-4  # slower than the MLP: hashed text embeddings memorise sessions fast
     evals_per_epoch: int = 4
+    init: str | None = None  # a Siamese ranker directory to go on training (transfer from another shop or set)
 
     def __post_init__(self) -> None:
         check_pair_schedule(self.schedule, "the Siamese trainer")
@@ -190,9 +191,12 @@ def train_siamese(
         val = FeatureTable.build(val_groups, extractor) if val_groups else None
         if train.pair_rows.shape[0] == 0:
             raise ValueError("no training pairs: every session lacked a preference (see the pair report)")
-        tower = RankerTower(TowerConfig(n_numeric=train.numeric.shape[1], use_text=cfg.use_text,
-                                        buckets=extractor.config.buckets, dim=cfg.dim, hidden=cfg.hidden))
-        tower.set_normalisation(train.numeric)
+        if cfg.init is not None:
+            tower = _starting_tower(cfg.init, extractor)
+        else:
+            tower = RankerTower(TowerConfig(n_numeric=train.numeric.shape[1], use_text=cfg.use_text,
+                                            buckets=extractor.config.buckets, dim=cfg.dim, hidden=cfg.hidden))
+            tower.set_normalisation(train.numeric)
         loss_fn = PairwiseBCELoss()
         fit = fit_pairs(tower, train, val, lambda a, b, idx: loss_fn(a, b, weights=train.pair_weights[idx]),
                         cfg.schedule, embedding_lr=cfg.embedding_lr, evals_per_epoch=cfg.evals_per_epoch,
@@ -203,3 +207,15 @@ def train_siamese(
     finally:
         torch.set_num_threads(prev_threads)
 
+
+
+def _starting_tower(directory: str, extractor: FeatureExtractor) -> RankerTower:
+    """The tower of the ranker in `directory`, to go on training; its features must be these.
+
+    Its input normalisation stays as it was learnt: the weights were trained on inputs scaled so.
+    """
+    start = SiameseRanker.load(directory)
+    if start.extractor.config != extractor.config:
+        raise InputError(f"{directory}: that ranker reads other features than this training extracts; "
+                         "train from scratch or with the same feature settings")
+    return start.tower.train()

@@ -14,7 +14,7 @@ import numpy as np
 import xgboost as xgb
 
 from dsr.catalog import Item
-from dsr.errors import ModelFormatError
+from dsr.errors import InputError, ModelFormatError
 from dsr.modelio import read_config, save_model_dir
 from dsr.reranker.base import Candidate
 from dsr.reranker.features import FeatureConfig, FeatureExtractor
@@ -91,7 +91,11 @@ def train_xgboost(
     early_stopping_rounds: int = 30,
     seed: int = 0,
     threads: int = 2,
+    init: XGBoostRanker | None = None,
 ) -> tuple[XGBoostRanker, dict[str, Any]]:
+    """A pairwise booster on the groups; with `init`, its trees are kept and more are boosted on these groups."""
+    if init is not None and tuple(init.extractor.config.numeric) != tuple(extractor.config.numeric):
+        raise InputError("the XGBoost ranker to go on from reads other features than this training extracts")
     x, y, q = _matrix(train_groups, extractor)
     levels = np.unique(np.concatenate([y] + [np.asarray(g.labels) for g in val_groups]))
     dtrain = xgb.DMatrix(x, label=_ordinal(y, levels), qid=q, feature_names=list(extractor.config.numeric))
@@ -105,7 +109,7 @@ def train_xgboost(
     result: dict[str, Any] = {}
     booster = xgb.train(params, dtrain, num_boost_round=n_estimators, evals=evals, evals_result=result,
                         early_stopping_rounds=early_stopping_rounds if val_groups else None,
-                        verbose_eval=False)
+                        verbose_eval=False, xgb_model=init.booster.copy() if init is not None else None)
     if val_groups:
         booster = booster[: booster.best_iteration + 1]
     summary = {"rounds": booster.num_boosted_rounds(),

@@ -108,3 +108,26 @@ def test_tuning_without_usable_triples_is_a_clear_error():
     with pytest.raises(InputError, match="no training triple"):
         tune_backbone([Triple("q", "unknown-item", None)], TEXTS,
                       BackboneTuneConfig(BACKBONE_SCHEDULE.replace(progress=False)))
+
+
+def test_tuning_can_go_on_from_a_tuned_backbone_and_refuses_one_that_could_unpickle(tuned, tmp_path):
+    from dsr.encoders.backbone import MiniLMEncoder
+
+    model, _ = tuned
+    model.save(str(tmp_path / "first"), safe_serialization=True)
+    first = MiniLMEncoder(device="cpu", model=model)
+    config = BackboneTuneConfig(schedule=BACKBONE_SCHEDULE.replace(epochs=1, batch_size=6, lr=1e-6, progress=False),
+                                start=str(tmp_path / "first"))
+    assert BackboneTuneConfig.from_config(config.to_config()).start == str(tmp_path / "first")
+    again, result = tune_backbone(TRIPLES, TEXTS, config, device="cpu")
+    after = MiniLMEncoder(device="cpu", model=again)
+    # a tiny learning rate: the second tuning starts where the first ended, not from the stock MiniLM
+    assert result.steps == 1
+    assert _margin(after.encode_queries, after.encode_items) == pytest.approx(
+        _margin(first.encode_queries, first.encode_items), abs=0.05)
+    untuned = MiniLMEncoder(device="cpu")
+    stock = _margin(untuned.encode_queries, untuned.encode_items)
+    assert abs(_margin(after.encode_queries, after.encode_items) - stock) > 0.1  # the stock start looks different
+    (tmp_path / "first" / "pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(ModelFormatError, match="pickled"):
+        tune_backbone(TRIPLES, TEXTS, config, device="cpu")

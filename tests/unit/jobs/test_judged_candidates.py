@@ -71,3 +71,65 @@ def test_train_ranker_needs_logs_or_judgments(tmp_path):
                                       "--out", str(tmp_path / "out")])
     assert result.exit_code != 0
     assert "give --logs and/or --judgments" in str(result.exception)
+
+
+def test_a_click_log_without_impressions_gives_one_group_per_session_with_the_users_earlier_clicks(world):
+    from dsr.jobs.judged_candidates import click_session_groups
+    from dsr.logs.records import Session
+
+    catalog = {it["id"]: it for it in world.catalog}
+    q = world.queries[0]
+    first = list(q.relevant)[:2]
+    sessions = [
+        Session("late", q.text, user_id="u1", ts=20.0, clicks=(first[1],)),
+        Session("early", q.text, user_id="u1", ts=10.0, clicks=(first[0],), orders=(first[0],)),
+        Session("nothing", q.text, user_id="u2", ts=5.0),
+        Session("missed", q.text, user_id="u2", ts=6.0, clicks=("not-a-catalog-id",)),
+    ]
+    groups, skipped = click_session_groups(sessions, catalog, top_k=len(catalog), progress=False)
+    by_id = {g.group_id: g for g in groups}
+    assert set(by_id) == {"late", "early"}
+    assert skipped == {"session without a click": 1, "chosen item not among the first stage's candidates": 1}
+    early_labels = dict(zip((c.item["id"] for c in by_id["early"].candidates), by_id["early"].labels, strict=True))
+    assert early_labels[first[0]] == 3.0 and sorted(set(early_labels.values())) == [0.0, 3.0]  # its strongest event
+    assert by_id["early"].user == {"user_id": "u1", "recent_clicks": ()}  # nothing before its own time
+    assert by_id["late"].user == {"user_id": "u1", "recent_clicks": (first[0],)}  # the earlier session only
+    impersonal, _ = click_session_groups(sessions, catalog, top_k=len(catalog), personal=False, progress=False)
+    assert all(g.user is None for g in impersonal)
+
+
+class CountingEncoder:
+    """A real hashing encoder that counts the query batches it is asked for."""
+
+    def __init__(self) -> None:
+        from dsr.encoders.hashing import HashingEncoder
+
+        self.inner = HashingEncoder(dim=16)
+        self.dim = 16
+        self.calls: list[int] = []
+
+    def encode_queries(self, texts, users=None):
+        self.calls.append(len(texts))
+        return self.inner.encode_queries(texts, users)
+
+    def encode_items(self, items):
+        return self.inner.encode_items(items)
+
+
+def test_primed_queries_are_encoded_in_batches_and_give_the_vectors_one_at_a_time_would():
+    import numpy as np
+
+    from dsr.jobs.judged_candidates import PreEncodedQueries
+
+    counting = CountingEncoder()
+    pre = PreEncodedQueries(counting, batch_size=2)
+    texts = ["cordless drill", "garden hose", "cordless drill", "paint"]
+    pre.prime(texts)
+    assert counting.calls == [2, 1]  # each distinct text once, in batches
+    for text in texts:
+        np.testing.assert_allclose(pre.encode_queries([text]), counting.inner.encode_queries([text]), atol=1e-6)
+    assert counting.calls == [2, 1]  # served from the batches
+    pre.encode_queries(["unseen"])
+    pre.encode_queries(["paint"], [{"user_id": "u1"}])  # a user: the encoder itself decides
+    assert counting.calls == [2, 1, 1, 1]
+    assert pre.dim == 16  # everything else is the encoder's

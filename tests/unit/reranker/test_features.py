@@ -129,3 +129,46 @@ def test_item_fields_name_everything_the_extractor_reads_so_a_record_can_stand_i
     a, b = extract(full), extract(recorded)
     for name in ("numeric", "query_ids", "item_ids", "click_ids", "click_cross"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def test_each_side_ranks_the_candidates_by_its_own_score_and_the_unscored_come_last():
+    cands = [Candidate(item={"id": "a"}, bm25=2.0, dsr=0.1), Candidate(item={"id": "b"}, bm25=None, dsr=0.9),
+             Candidate(item={"id": "c"}, bm25=8.0, dsr=None), Candidate(item={"id": "d"}, bm25=2.0, dsr=0.5)]
+    x = FeatureExtractor().extract("q", cands).numeric
+    assert np.expm1(x[:, col("log_bm25_rank")]).round().tolist() == [1, 3, 0, 1]  # ties share a rank
+    assert np.expm1(x[:, col("log_dsr_rank")]).round().tolist() == [2, 0, 3, 1]
+    assert x[:, col("dsr_gap")].tolist() == pytest.approx([0.8, 0.0, 0.8, 0.4])  # the unknown: the widest gap
+    assert x[1, col("bm25_z")] == 0.0 and x[2, col("dsr_z")] == 0.0
+    assert x[2, col("bm25_z")] > 0 > x[0, col("bm25_z")]
+    assert x[:, col("dsr_z")][[0, 1, 3]].mean() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_sales_rank_is_read_and_orders_popularity_among_the_candidates():
+    rows = [{"id": "a", "sales_rank_long_term": "40"}, {"id": "b", "sales_rank": 3}, {"id": "c"},
+            {"id": "d", "sales_rank": 1000, "popularity": 5}]
+    x = FeatureExtractor().extract("q", [Candidate(item=r) for r in rows]).numeric
+    assert x[:, col("has_sales_rank")].tolist() == [1, 1, 0, 1]
+    assert x[0, col("log_sales_rank")] == pytest.approx(math.log1p(40))
+    assert x[:, col("popularity_rank")].tolist() == pytest.approx([0.5, 0.0, NUMERIC_DEFAULTS["popularity_rank"], 1.0])
+    by_popularity = [{"id": "a", "popularity": 10}, {"id": "b", "popularity": 99}, {"id": "c", "popularity": 1}]
+    y = FeatureExtractor().extract("q", [Candidate(item=r) for r in by_popularity]).numeric
+    assert y[:, col("popularity_rank")].tolist() == pytest.approx([0.5, 0.0, 1.0])
+
+
+def test_a_candidate_the_user_clicked_before_is_flagged_and_the_history_length_is_a_feature():
+    catalog = {"a": {"id": "a", "title": "halo"}, "b": {"id": "b", "title": "forza"}}
+    cands = [Candidate(item=catalog["a"]), Candidate(item=catalog["b"])]
+    ex = FeatureExtractor(catalog=catalog)
+    x = ex.extract("q", cands, {"recent_clicks": ["b", "z"]}).numeric
+    assert x[:, col("clicked_before")].tolist() == [0.0, 1.0]
+    assert x[:, col("log_history")].tolist() == pytest.approx([math.log1p(2)] * 2)
+    none = ex.extract("q", cands, None).numeric
+    assert none[:, col("clicked_before")].tolist() == [0.0, 0.0] and none[0, col("log_history")] == 0.0
+
+
+def test_a_model_saved_with_the_earlier_feature_list_extracts_exactly_those_columns():
+    earlier = NUMERIC_NAMES[:20]
+    cfg = FeatureConfig.from_config({**FeatureConfig().to_config(), "numeric": list(earlier)})
+    x = FeatureExtractor(cfg).extract("q", [Candidate(item={"id": "a", "price": 3}, bm25=1.0)]).numeric
+    full = FeatureExtractor().extract("q", [Candidate(item={"id": "a", "price": 3}, bm25=1.0)]).numeric
+    assert x.shape == (1, 20) and np.array_equal(x[0], full[0, :20])
