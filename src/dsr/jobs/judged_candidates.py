@@ -12,7 +12,8 @@ and a never-judged product are the same to a shopper), so pairs come from grade 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,25 @@ class PreEncodedQueries:
         return self._encoder.encode_items(items)
 
 
+@contextmanager
+def _counted(catalog: Mapping[str, Item], queries: Sequence[str], *, model_dir: Path | None, top_k: int,
+             cache_dir: Path | None, progress: bool, log: Callable[[str], None], unit: str
+             ) -> Iterator[Callable[[str], list[Candidate]]]:
+    """The first stage for `queries` (encoded beforehand in batches), behind a progress bar."""
+    from tqdm.auto import tqdm
+
+    with (FirstStage(catalog, model_dir=model_dir, top_k=top_k, cache_dir=cache_dir, progress=progress,
+                     log=log) as stage,
+          tqdm(total=len(queries), desc="first stage", unit=unit, disable=not progress) as bar):
+        stage.prime(queries)
+
+        def first_stage(query: str) -> list[Candidate]:
+            bar.update(1)
+            return stage(query)
+
+        yield first_stage
+
+
 def lowest_grade(judgments: Mapping[str, Mapping[str, float]]) -> float:
     return min((g for grades in judgments.values() for g in grades.values()), default=0.0)
 
@@ -149,19 +169,10 @@ def judged_groups(
 
     Unjudged candidates take `unjudged_grade`, by default the lowest grade in the judgments; click
     judgments (every listed item clicked) need a lower one, e.g. 0 = shown and not clicked."""
-    from tqdm.auto import tqdm
-
     say = log or (lambda _m: None)
     low = unjudged_grade if unjudged_grade is not None else lowest_grade(judgments)
-    with (FirstStage(catalog, model_dir=model_dir, top_k=top_k, cache_dir=cache_dir, progress=progress,
-                     log=say) as stage,
-          tqdm(total=len(judgments), desc="first stage", unit="q", disable=not progress) as bar):
-        stage.prime(list(judgments))
-
-        def first_stage(query: str) -> list[Candidate]:
-            bar.update(1)
-            return stage(query)
-
+    with _counted(catalog, list(judgments), model_dir=model_dir, top_k=top_k, cache_dir=cache_dir,
+                  progress=progress, log=say, unit="q") as first_stage:
         groups, skipped = groups_from_judgments(
             judgments, catalog, first_stage=first_stage, top_k=top_k,
             add_missed_judged=False, unjudged_label=low, max_pairs=max_pairs, seed=seed)
@@ -192,22 +203,13 @@ def click_session_groups(
     ranker's click-stream features learn from the log itself; `histories` gives them when they come
     from a larger log than `sessions` (`click_histories` of the whole log).
     """
-    from tqdm.auto import tqdm
-
     from dsr.reranker.groups import click_histories, groups_from_events
 
     say = log or (lambda _m: None)
     if histories is None:
         histories = click_histories(sessions, depth=depth) if personal else {}
-    with (FirstStage(catalog, model_dir=model_dir, top_k=top_k, cache_dir=cache_dir, progress=progress,
-                     log=say) as stage,
-          tqdm(total=len(sessions), desc="first stage", unit="session", disable=not progress) as bar):
-        stage.prime([s.query for s in sessions])
-
-        def first_stage(query: str) -> list[Candidate]:
-            bar.update(1)
-            return stage(query)
-
+    with _counted(catalog, [s.query for s in sessions], model_dir=model_dir, top_k=top_k, cache_dir=cache_dir,
+                  progress=progress, log=say, unit="session") as first_stage:
         groups, skipped = groups_from_events(sessions, first_stage, histories=histories if personal else None,
                                              top_k=top_k, max_pairs=max_pairs, seed=seed)
     say(f"click-session groups: {len(groups)} sessions with pairs, skipped {dict(skipped) or 'none'}")

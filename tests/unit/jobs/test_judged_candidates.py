@@ -133,3 +133,20 @@ def test_primed_queries_are_encoded_in_batches_and_give_the_vectors_one_at_a_tim
     pre.encode_queries(["paint"], [{"user_id": "u1"}])  # a user: the encoder itself decides
     assert counting.calls == [2, 1, 1, 1]
     assert pre.dim == 16  # everything else is the encoder's
+
+
+def test_the_first_stage_asks_a_personalised_query_tower_with_the_user_and_keeps_each_view_apart(world, tmp_path):
+    from dsr.encoders.model import TwoTowerModel
+    from dsr.jobs.judged_candidates import FirstStage
+
+    catalog = {it["id"]: it for it in world.catalog}
+    TwoTowerModel.build(world.catalog, use_user=True, hidden=(16,)).save(tmp_path / "dpsr")
+    query = world.queries[0].text
+    clicked = {"user_id": "u1", "recent_clicks": tuple(list(catalog)[:3])}
+    with FirstStage(catalog, model_dir=tmp_path / "dpsr", top_k=20, progress=False) as stage:
+        alone = stage(query)
+        personal = stage(query, clicked)
+        assert stage(query) is alone and stage(query, dict(clicked)) is personal  # cached per view
+        similarity = {c.item["id"]: c.dsr for c in alone}
+        moved = [c for c in personal if c.item["id"] in similarity and c.dsr != pytest.approx(similarity[c.item["id"]])]
+        assert moved  # the user's clicks changed the query vector
