@@ -191,7 +191,8 @@ def choose_retrieval(facts: DataFacts, *, backbone: str = "auto", positives: int
         return (dataclasses.replace(fixed[backbone], negatives=negatives),
                 f"--backbone {backbone} was asked for{neg_why}")
     costs = costs or CostModel.for_device(facts.device, facts.threads)
-    triples = int(2 * (positives + facts.clicks) * (1.0 - validation_share))
+    # a triple per positive and kind of negative (hard from BM25, random from the catalog)
+    triples = int(len(negatives) * (positives + facts.clicks) * (1.0 - validation_share))
     tune_s = triples / 64 / costs.tune_steps_per_s
     encode_s = facts.items / costs.encode_per_s
     cost = (f"~{triples} training triples (one tuning pass ~{tune_s:.0f} s), {facts.items} items to encode "

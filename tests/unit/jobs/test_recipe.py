@@ -73,6 +73,9 @@ def test_click_logs_without_impressions_use_random_negatives_and_click_judgments
     assert recipe.retrieval.negatives == ("random",)
     assert "no impressions" in recipe.reasons["retrieval"]
     assert recipe.ranker_data == "clicks" and recipe.unjudged_grade == 0.0
+    # one triple per click (random negatives only), not one per click and kind of negative
+    assert "~8100 training triples" in recipe.reasons["retrieval"]  # 9,000 clicks, 10% held out by time
+    assert "~16200 training triples" in choose_recipe(LOGGED, costs=CPU).reasons["retrieval"]  # hard and random
 
 
 def test_logs_and_judgments_together_train_the_ranker_on_both():
