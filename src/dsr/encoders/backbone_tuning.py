@@ -53,7 +53,7 @@ class BackboneTuneConfig:
         s = self.schedule
         return {"epochs": s.epochs, "batch_size": s.batch_size, "lr": s.lr, "warmup_share": s.warmup_share,
                 "temperature": self.temperature, "max_seq_length": self.max_seq_length, "seed": s.seed,
-                "threads": s.threads, "progress": s.progress, "start": self.start}
+                "threads": s.threads, "progress": s.progress, **({"start": self.start} if self.start else {})}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BackboneTuneConfig:
