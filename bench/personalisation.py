@@ -35,7 +35,6 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,66 +43,41 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 
 from common import catalog_by_id, log
+from dsr.eval.export import click_sessions, timestamp_of
 from dsr.eval.metrics import compare_runs, evaluate_run
+from dsr.logs.records import Session
 
 SPLIT_SHARE = 0.1
 QUICK_TRAIN_EVENTS = 6000
 
 
-@dataclasses.dataclass(frozen=True)
-class Event:
-    """One search of the dev split: who, what, when, and the products clicked."""
-
-    event_id: str
-    user: str
-    query: str
-    at: float
-    clicked: frozenset[str]
+def dev_events(records: Sequence[Mapping[str, Any]], known: Mapping[str, Any]) -> list[Session]:
+    """The split's searches of known users at known times: one user's query at one time and what they clicked
+    (the sessions `dsr eval --export` writes)."""
+    sessions = click_sessions(r for r in records if str(r.get("sku")) in known)
+    return [s for s in sessions if s.user_id and s.ts is not None]
 
 
-def _time(text: str) -> float | None:
-    try:
-        return datetime.fromisoformat(text).timestamp() if text else None
-    except ValueError:
-        return None
-
-
-def dev_events(records: Sequence[Mapping[str, Any]], known: Mapping[str, Any]) -> list[Event]:
-    from dsr.eval.loaders import normalise_query
-
-    grouped: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    for rec in records:
-        query = normalise_query(str(rec.get("query") or ""))
-        if query and str(rec.get("sku")) in known and rec.get("user"):
-            grouped[(str(rec["user"]), query, str(rec.get("query_time") or ""))].add(str(rec["sku"]))
-    out = []
-    for n, ((user, query, when), skus) in enumerate(sorted(grouped.items())):
-        at = _time(when)
-        if at is not None:
-            out.append(Event(f"e{n}", user, query, at, frozenset(skus)))
-    return out
-
-
-def history_before(records: Sequence[Mapping[str, Any]], events: Sequence[Event], depth: int
+def history_before(records: Sequence[Mapping[str, Any]], events: Sequence[Session], depth: int
                    ) -> dict[str, tuple[str, ...]]:
     """Per event: the user's last `depth` distinct clicked products with a click time before its query time."""
     clicks: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for rec in records:
-        at = _time(str(rec.get("click_time") or ""))
+        at = timestamp_of(str(rec.get("click_time") or ""))
         if at is not None and rec.get("user"):
             clicks[str(rec["user"])].append((at, str(rec["sku"])))
     for stream in clicks.values():
         stream.sort()
     out = {}
     for e in events:
-        earlier = [sku for at, sku in clicks.get(e.user, ()) if at < e.at]
+        earlier = [sku for at, sku in clicks.get(str(e.user_id), ()) if e.ts is not None and at < e.ts]
         recent: list[str] = []
         for sku in reversed(earlier):  # most recent first, each product once
             if sku not in recent:
                 recent.append(sku)
             if len(recent) == depth:
                 break
-        out[e.event_id] = tuple(recent)
+        out[e.session_id] = tuple(recent)
     return out
 
 
@@ -147,7 +121,6 @@ def main() -> None:
 
     import torch
 
-    from dsr.eval.export import click_sessions
     from dsr.eval.loaders import load_dataset
     from dsr.jobs.judged_candidates import FirstStage, click_session_groups
     from dsr.reranker.features import FeatureConfig, FeatureExtractor
@@ -191,34 +164,34 @@ def main() -> None:
 
     events = dev_events(records["dev"], catalog)
     histories = history_before([*records["train"], *records["dev"]], events, args.depth)
-    qrels = {e.event_id: {sku: 1 for sku in e.clicked} for e in events}
+    qrels = {e.session_id: {sku: 1 for sku in e.clicks} for e in events}
     runs: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
     t = time.perf_counter()
     with FirstStage(catalog, model_dir=args.model, progress=False, log=log) as first_stage:
         for e in events:
             cands = first_stage(e.query)
             ids = [str(c.item["id"]) for c in cands]
-            user = {"user_id": e.user, "recent_clicks": histories[e.event_id]}
-            runs["dsr"][e.event_id] = run_row(ids, np.array([-np.inf if c.dsr is None else c.dsr for c in cands]))
-            runs["hybrid"][e.event_id] = run_row(ids, -np.arange(len(cands), dtype=np.float64))
-            runs["rerank"][e.event_id] = run_row(ids, rankers["plain"].score(e.query, cands, None))
-            runs["rerank_personal"][e.event_id] = run_row(ids, rankers["personal"].score(e.query, cands, user))
-            runs["rerank_personal_no_history"][e.event_id] = run_row(
-                ids, rankers["personal"].score(e.query, cands, {"user_id": e.user, "recent_clicks": ()}))
-            runs["xgboost"][e.event_id] = run_row(ids, rankers["xgb_plain"].score(e.query, cands, None))
-            runs["xgboost_personal"][e.event_id] = run_row(ids, rankers["xgb_personal"].score(e.query, cands, user))
+            user = {"user_id": e.user_id, "recent_clicks": histories[e.session_id]}
+            runs["dsr"][e.session_id] = run_row(ids, np.array([-np.inf if c.dsr is None else c.dsr for c in cands]))
+            runs["hybrid"][e.session_id] = run_row(ids, -np.arange(len(cands), dtype=np.float64))
+            runs["rerank"][e.session_id] = run_row(ids, rankers["plain"].score(e.query, cands, None))
+            runs["rerank_personal"][e.session_id] = run_row(ids, rankers["personal"].score(e.query, cands, user))
+            runs["rerank_personal_no_history"][e.session_id] = run_row(
+                ids, rankers["personal"].score(e.query, cands, {"user_id": e.user_id, "recent_clicks": ()}))
+            runs["xgboost"][e.session_id] = run_row(ids, rankers["xgb_plain"].score(e.query, cands, None))
+            runs["xgboost_personal"][e.session_id] = run_row(ids, rankers["xgb_personal"].score(e.query, cands, user))
     log(f"dev: {len(events)} events scored in {time.perf_counter() - t:.0f}s")
     if args.dpsr_model is not None:
         t = time.perf_counter()
         with FirstStage(catalog, model_dir=args.dpsr_model, progress=False, log=log) as personal_stage:
             for e in events:
-                user = {"user_id": e.user, "recent_clicks": histories[e.event_id]}
-                for name, who in (("dpsr", user), ("dpsr_no_history", {"user_id": e.user, "recent_clicks": ()})):
+                user = {"user_id": e.user_id, "recent_clicks": histories[e.session_id]}
+                for name, who in (("dpsr", user), ("dpsr_no_history", {"user_id": e.user_id, "recent_clicks": ()})):
                     cands = personal_stage(e.query, who)
-                    runs[name][e.event_id] = run_row([str(c.item["id"]) for c in cands],
+                    runs[name][e.session_id] = run_row([str(c.item["id"]) for c in cands],
                                                      np.array([-np.inf if c.dsr is None else c.dsr for c in cands]))
         log(f"dev: {len(events)} events through the DPSR query tower in {time.perf_counter() - t:.0f}s")
-    historied = {e.event_id for e in events if histories[e.event_id]}
+    historied = {e.session_id for e in events if histories[e.session_id]}
     result = {
         "dataset": "bestbuy-small", "model": str(args.model), "depth": args.depth, "quick": args.quick,
         "train_events": len(personal_groups), "train_events_with_history": with_history, "training": training,

@@ -32,16 +32,18 @@ from dsr.eval.session_metrics import mean_over_groups
 from dsr.logs.synthetic import click_probability, examine_probability, make_world, simulate_sessions
 from dsr.reranker.base import Candidate
 from dsr.reranker.features import FeatureConfig, FeatureExtractor
-from dsr.reranker.groups import RankGroup, click_histories, groups_from_judgments, groups_from_sessions
+from dsr.reranker.groups import (
+    RankGroup,
+    click_histories,
+    fused_order_scores,
+    groups_from_judgments,
+    groups_from_sessions,
+)
 from dsr.reranker.pairs import build_pairs
 from dsr.reranker.trainer import RANKER_SCHEDULE, SiameseTrainConfig, split_by_group, train_siamese
 from dsr.reranker.xgb import train_xgboost
 
 ORDERINGS = ("first_stage", "xgboost", "siamese_numeric", "siamese_all")
-
-
-def first_stage_scores(groups: list[RankGroup]) -> list[np.ndarray]:
-    return [-np.array([c.fused_rank for c in g.candidates], dtype=np.float64) for g in groups]
 
 
 def train_all(train, val, catalog, args, *, epochs: int) -> dict:
@@ -60,7 +62,7 @@ def train_all(train, val, catalog, args, *, epochs: int) -> dict:
 
 
 def score_all(models: dict, groups: list[RankGroup]) -> dict[str, list[np.ndarray]]:
-    scores = {"first_stage": first_stage_scores(groups)}
+    scores = {"first_stage": fused_order_scores(groups)}
     for name, model in models.items():
         scores[name] = [model.score(g.query, g.candidates, g.user) for g in groups]
     return scores

@@ -27,6 +27,8 @@ from dsr.server import ServeSettings, create_app
 from dsr.settings import ConnectionSettings
 from dsr.sidecar.faiss_index import FaissIndex
 
+from ..support.shoes import flat_sidecar, index_with_vectors
+
 DIM = 32
 JSON_HEADERS = {"content-type": "application/json"}
 COMPATIBLE = "application/vnd.elasticsearch+json;compatible-with=8"
@@ -49,14 +51,7 @@ class Served:
 def es_index(es_backend) -> Iterator[tuple[SearchBackend, str, FaissIndex]]:
     index = f"dsr-e2e-input-{uuid.uuid4().hex[:8]}"
     rows = catalog()
-    vectors = HashingEncoder(DIM).encode_items(rows)
-    es_backend.ensure_index(IndexSpec(index, dims=DIM))
-    result = es_backend.bulk_upsert(index, [{**r, "embedding": v.tolist()} for r, v in zip(rows, vectors,
-                                                                                           strict=True)])
-    assert result.ok, result.failed[:3]
-    es_backend.refresh(index)
-    sidecar = FaissIndex(DIM, kind="flat", device="cpu")
-    sidecar.upsert([r["id"] for r in rows], vectors)
+    sidecar = flat_sidecar(rows, index_with_vectors(es_backend, index, rows, DIM), DIM)
     try:
         yield es_backend, index, sidecar
     finally:

@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 
-from dsr.backends import IndexSpec, SearchBackend, connect
+from dsr.backends import SearchBackend, connect
 from dsr.catalog import numeric_field
 from dsr.encoders.hashing import HashingEncoder
 from dsr.engines.security import SecuredNode, basic_auth_header
@@ -30,6 +30,8 @@ from dsr.server import ServeSettings, create_app
 from dsr.settings import ConnectionSettings
 from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.items import ItemRecords
+
+from ..support.shoes import index_with_vectors
 
 DIM = 32
 COLORS = ["red", "blue", "green", "black"]
@@ -76,12 +78,8 @@ def cluster(secured_opensearch: SecuredNode, tmp_path_factory: pytest.TempPathFa
     suffix = uuid.uuid4().hex[:8]
     index, other = f"dsr-sec-a-{suffix}", f"dsr-sec-b-{suffix}"
     rows = catalog()
-    vectors = HashingEncoder(DIM).encode_items(rows)
     for name in (index, other):
-        backend.ensure_index(IndexSpec(name, dims=DIM))
-        assert backend.bulk_upsert(name, [{**r, "embedding": v.tolist()}
-                                          for r, v in zip(rows, vectors, strict=True)]).ok
-        backend.refresh(name)
+        vectors = index_with_vectors(backend, name, rows, DIM)
     node.put_role(f"read-a-{suffix}", [{"index_patterns": [index], "allowed_actions": ["read"]}])
     node.put_role(f"read-a-acme-{suffix}", [{"index_patterns": [index], "allowed_actions": ["read"],
                                              "dls": '{"term": {"brand": "acme"}}'}])

@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
-from dsr.backends.base import IndexSpec, SearchBackend
+from dsr.backends.base import SearchBackend
 from dsr.encoders.hashing import HashingEncoder
 from dsr.eval.judgments import read_judgments
 from dsr.reranker.load import load_reranker
@@ -29,6 +29,7 @@ from dsr.server.workbench.metrics import column_metrics
 from dsr.settings import ConnectionSettings
 from dsr.sidecar.faiss_index import FaissIndex
 
+from ..support.shoes import flat_sidecar, index_with_vectors
 from ..support.workbench_shop import HOSTILE_TITLE, judgments, shop_catalog, train_ranker, write_judgments
 
 DIM = 64
@@ -70,14 +71,7 @@ def cluster(request: pytest.FixtureRequest) -> SearchBackend:
 def index_shop(backend: SearchBackend) -> tuple[str, FaissIndex]:
     index = f"dsr-e2e-bench-{uuid.uuid4().hex[:8]}"
     rows = shop_catalog()
-    vectors = HashingEncoder(DIM).encode_items(rows)
-    backend.ensure_index(IndexSpec(index, dims=DIM))
-    result = backend.bulk_upsert(index, [{**r, "embedding": v.tolist()} for r, v in zip(rows, vectors, strict=True)])
-    assert result.ok, result.failed[:3]
-    backend.refresh(index)
-    sidecar = FaissIndex(DIM, kind="flat", device="cpu")
-    sidecar.upsert([r["id"] for r in rows], vectors)
-    return index, sidecar
+    return index, flat_sidecar(rows, index_with_vectors(backend, index, rows, DIM), DIM)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dsr.backends import IndexSpec, connect
+from dsr.backends import connect
 from dsr.encoders.hashing import HashingEncoder
 from dsr.engines.security import SecuredNode, basic_auth_header
 from dsr.search import HybridSearcher
@@ -24,7 +24,7 @@ from dsr.server import ServeSettings, create_app
 from dsr.settings import ConnectionSettings
 from dsr.sidecar.faiss_index import FaissIndex
 
-from ..support.shoes import CheapestFirst, catalog
+from ..support.shoes import CheapestFirst, catalog, index_with_vectors
 
 DIM = 32
 PASSWORD = "Wb-user-pass-5e1d7c3a!"
@@ -49,12 +49,8 @@ def served(secured_opensearch: SecuredNode, tmp_path_factory: pytest.TempPathFac
     suffix = uuid.uuid4().hex[:8]
     index, other = f"dsr-wb-sec-{suffix}", f"dsr-wb-other-{suffix}"
     rows = catalog(60)
-    vectors = HashingEncoder(DIM).encode_items(rows)
     for name in (index, other):
-        backend.ensure_index(IndexSpec(name, dims=DIM))
-        docs = [{**r, "embedding": v.tolist()} for r, v in zip(rows, vectors, strict=True)]
-        assert backend.bulk_upsert(name, docs).ok
-        backend.refresh(name)
+        vectors = index_with_vectors(backend, name, rows, DIM)
     node.put_role(f"wb-read-{suffix}", [{"index_patterns": [index], "allowed_actions": ["read"]}])
     node.put_role(f"wb-acme-{suffix}", [{"index_patterns": [index], "allowed_actions": ["read"],
                                          "dls": '{"term": {"brand": "acme"}}'}])

@@ -13,14 +13,34 @@ from typing import Any
 
 import numpy as np
 
-from dsr.backends.base import SearchBackend
+from dsr.backends.base import IndexSpec, SearchBackend
 from dsr.catalog import numeric_field
+from dsr.encoders.hashing import HashingEncoder
 from dsr.reranker.base import Candidate
+from dsr.sidecar.faiss_index import FaissIndex
 from dsr.sidecar.items import ItemRecords
 
 COLORS = ["red", "blue", "green", "black", "white"]
 KINDS = ["sneakers", "boots", "sandals", "running shoes", "hiking boots", "slippers"]
 BRANDS = ["acme", "zenit", "orbit"]
+
+
+def index_with_vectors(backend: SearchBackend, index: str, rows: Sequence[Mapping[str, Any]], dim: int
+                       ) -> np.ndarray:
+    """`rows` into a new `index` with their hashing vectors in its `embedding` field, refreshed; the vectors."""
+    vectors = HashingEncoder(dim).encode_items(rows)
+    backend.ensure_index(IndexSpec(index, dims=dim))
+    result = backend.bulk_upsert(index, [{**r, "embedding": v.tolist()} for r, v in zip(rows, vectors, strict=True)])
+    assert result.ok, result.failed[:3]
+    backend.refresh(index)
+    return vectors
+
+
+def flat_sidecar(rows: Sequence[Mapping[str, Any]], vectors: np.ndarray, dim: int) -> FaissIndex:
+    """An exact in-memory sidecar holding `vectors` under the rows' ids."""
+    sidecar = FaissIndex(dim, kind="flat", device="cpu")
+    sidecar.upsert([str(r["id"]) for r in rows], vectors)
+    return sidecar
 
 
 def catalog(n: int = 90) -> list[dict[str, Any]]:

@@ -58,12 +58,13 @@ def click_sessions(records: Iterable[Mapping[str, Any]]) -> list[Session]:
         grouped.setdefault(key, []).append(str(rec["sku"]))
     sessions = []
     for n, ((user, query, when), skus) in enumerate(grouped.items()):
-        sessions.append(Session(f"s{n}", query, user_id=user or None, ts=_timestamp(when),
+        sessions.append(Session(f"s{n}", query, user_id=user or None, ts=timestamp_of(when),
                                 clicks=tuple(dict.fromkeys(skus))))
     return sessions
 
 
-def _timestamp(text: str) -> float | None:
+def timestamp_of(text: str) -> float | None:
+    """Seconds since the epoch of an ISO time as the click logs write it; None when empty or unreadable."""
     try:
         return datetime.fromisoformat(text).timestamp() if text else None
     except ValueError:

@@ -91,15 +91,15 @@ def run_ranker_job(job: RankerJob, log: Callable[[str], None] | None = None) -> 
         unshown = [s for s in sessions if not s.impressions] if job.click_sessions else []
         if not session_pairs and not unshown and job.judgments is None:
             raise InputError("no training pairs: no session has both a preferred and a non-preferred shown item")
-        groups += groups_from_sessions(session_pairs, catalog,
-                                       histories=click_histories(sessions, depth=job.features.click_depth))
+        histories = click_histories(sessions, depth=job.features.click_depth)
+        groups += groups_from_sessions(session_pairs, catalog, histories=histories)
         if unshown:
             from dsr.jobs.judged_candidates import click_session_groups
 
             clicked, _skipped = click_session_groups(
                 unshown, catalog, model_dir=job.model, depth=job.features.click_depth, cache_dir=job.cache_dir,
                 progress=job.train.schedule.progress, log=say, seed=job.train.schedule.seed,
-                histories=click_histories(sessions, depth=job.features.click_depth))
+                histories=histories)
             report.pairs.pairs += sum(len(g.pairs) for g in clicked)
             groups += clicked
             if not groups and job.judgments is None:

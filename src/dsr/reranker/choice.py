@@ -20,7 +20,7 @@ import numpy as np
 
 from dsr.eval.session_metrics import mean_over_groups
 from dsr.reranker.base import Reranker
-from dsr.reranker.groups import RankGroup
+from dsr.reranker.groups import RankGroup, fused_order_scores
 
 SERVED_FILE = "served.json"
 NDCG_K = 10
@@ -40,7 +40,7 @@ class RankerChoice:
 
 def first_stage_orders(groups: Sequence[RankGroup]) -> dict[str, list[np.ndarray]]:
     """The orders the ranker must beat: the fused one, and the DSR similarity where the candidates carry it."""
-    out = {"first_stage": [-np.array([c.fused_rank for c in g.candidates], dtype=np.float64) for g in groups]}
+    out = {"first_stage": fused_order_scores(groups)}
     if any(c.dsr is not None for g in groups for c in g.candidates):
         out["dsr"] = [np.array([-np.inf if c.dsr is None else c.dsr for c in g.candidates]) for g in groups]
     return out

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from dsr.catalog import Item
 from dsr.logs.records import Session
 from dsr.reranker.base import Candidate
@@ -29,6 +31,11 @@ class RankGroup:
     labels: tuple[float, ...]
     pairs: tuple[tuple[int, int, float], ...]
     user: Mapping[str, Any] | None = None
+
+
+def fused_order_scores(groups: Sequence[RankGroup]) -> list[np.ndarray]:
+    """Each group's first-stage (fused) order as scores, higher = earlier: the order a ranker must beat."""
+    return [-np.array([c.fused_rank for c in g.candidates], dtype=np.float64) for g in groups]
 
 
 def click_histories(sessions: Sequence[Session], *, depth: int = 5) -> dict[str, tuple[str, ...]]:

@@ -71,7 +71,3 @@ class FeatureTable:
 
     def group_scores(self, flat: np.ndarray) -> list[np.ndarray]:
         return [flat[self.offsets[g]: self.offsets[g + 1]] for g in range(self.n_groups)]
-
-    def first_stage_scores(self, groups: Sequence[RankGroup]) -> list[np.ndarray]:
-        """The first stage's own order as scores (higher = earlier)."""
-        return [-np.array([c.fused_rank for c in g.candidates], dtype=np.float64) for g in groups]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dsr.backends import Caller, IndexSpec, SearchBackend, connect
+from dsr.backends import Caller, SearchBackend, connect
 from dsr.catalog import numeric_field
 from dsr.encoders.hashing import HashingEncoder
 from dsr.reranker.base import Candidate
@@ -27,6 +27,7 @@ from dsr.settings import ConnectionSettings
 from dsr.sidecar.faiss_index import FaissIndex
 
 from ...support.relay_proxy import RelayProxy
+from ...support.shoes import flat_sidecar, index_with_vectors
 
 DIM = 32
 DSR_KEY = "dsr-own-api-key"
@@ -78,13 +79,7 @@ def cluster(request: pytest.FixtureRequest) -> SearchBackend:
 def indexed(cluster: SearchBackend) -> Iterator[tuple[str, FaissIndex]]:
     index = f"dsr-test-caller-{uuid.uuid4().hex[:8]}"
     rows = catalog()
-    vectors = HashingEncoder(DIM).encode_items(rows)
-    cluster.ensure_index(IndexSpec(index, dims=DIM))
-    assert cluster.bulk_upsert(index, [{**r, "embedding": v.tolist()} for r, v in zip(rows, vectors,
-                                                                                      strict=True)]).ok
-    cluster.refresh(index)
-    sidecar = FaissIndex(DIM, kind="flat", device="cpu")
-    sidecar.upsert([r["id"] for r in rows], vectors)
+    sidecar = flat_sidecar(rows, index_with_vectors(cluster, index, rows, DIM), DIM)
     try:
         yield index, sidecar
     finally:

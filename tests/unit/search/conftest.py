@@ -8,12 +8,11 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import pytest
 
-from dsr.backends.base import IndexSpec
 from dsr.backends.embedded import EmbeddedBackend
 from dsr.encoders.hashing import HashingEncoder
 from dsr.sidecar.faiss_index import FaissIndex
 
-from ...support.shoes import catalog
+from ...support.shoes import catalog, index_with_vectors
 
 DIM = 64
 INDEX = "products"
@@ -24,11 +23,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBacken
     """The catalog in an embedded index, with its item vectors in the embedding field."""
     be = EmbeddedBackend(tmp_path_factory.mktemp("embedded"))
     rows = catalog()
-    vectors = HashingEncoder(DIM).encode_items(rows)
-    be.ensure_index(IndexSpec(INDEX, dims=DIM))
-    result = be.bulk_upsert(INDEX, [{**r, "embedding": v.tolist()} for r, v in zip(rows, vectors, strict=True)])
-    assert result.ok, result.failed[:3]
-    be.refresh(INDEX)
+    index_with_vectors(be, INDEX, rows, DIM)
     yield be
     be.close()
 
